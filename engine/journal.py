@@ -1,0 +1,216 @@
+"""The append-only journal of a search (SQLite, WAL mode).
+
+Every evaluation is committed before the strategy is told about it, and the
+strategy's state is committed after each tell, so a search killed at any point
+can resume without losing or repeating an evaluation.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from engine import serialize
+from engine.spaces import Architecture
+from engine.types import Evaluation, Status
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY,
+    arch TEXT NOT NULL,
+    space TEXT NOT NULL,
+    decisions TEXT NOT NULL,
+    fidelity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    objective REAL,
+    metrics TEXT NOT NULL,
+    reported TEXT NOT NULL,
+    cost REAL NOT NULL,
+    error TEXT,
+    cached INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS states (
+    id INTEGER PRIMARY KEY,
+    last_evaluation INTEGER NOT NULL,
+    state TEXT NOT NULL
+);
+"""
+
+
+class JournalError(RuntimeError):
+    """A journal that cannot be used: locked by another search, or corrupted."""
+
+
+def _finite_json(values: Mapping[str, float]) -> str:
+    return json.dumps({k: (float(v) if math.isfinite(float(v)) else str(float(v))) for k, v in values.items()})
+
+
+def _from_json(text: str) -> dict[str, float]:
+    return {k: float(v) for k, v in json.loads(text).items()}
+
+
+class Journal:
+    """An SQLite journal of evaluations and strategy snapshots.
+
+    Opening takes an exclusive lock (``<path>.lock``, released by the OS even
+    when the process is killed), so two searches never write one journal.
+
+    Args:
+        path: The SQLite file; created if missing.
+
+    Raises:
+        JournalError: if another process holds the journal, or the file is not a
+            readable journal (the file is left untouched).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise JournalError(
+                f"journal {self.path} is in use by another search; wait for it or choose another output directory"
+            ) from None
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            version = self.get_meta("schema_version")
+            if version is None:
+                self.set_meta("schema_version", SCHEMA_VERSION)
+            elif version != SCHEMA_VERSION:
+                raise JournalError(f"journal {self.path} has schema {version}, expected {SCHEMA_VERSION}")
+            self._db.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise JournalError(f"journal {self.path} is corrupted or not a journal: {exc}") from None
+        except JournalError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the database and release the lock."""
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+            self._db = None  # type: ignore[assignment]
+        if self._lock_fd >= 0:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta -----------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value under ``key``."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """The JSON value stored under ``key``."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    # -- evaluations --------------------------------------------------------
+    def append(self, evaluations: Iterable[Evaluation]) -> int:
+        """Append evaluations in one transaction; returns the id of the last row."""
+        rows = [
+            (
+                e.arch.string,
+                e.arch.space,
+                json.dumps(list(e.arch.decisions)),
+                e.fidelity,
+                e.status.value,
+                e.objective,
+                _finite_json(e.metrics),
+                _finite_json(e.reported),
+                float(e.cost),
+                e.error,
+                int(e.cached),
+            )
+            for e in evaluations
+        ]
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO evaluations (arch, space, decisions, fidelity, status, objective, metrics,"
+                " reported, cost, error, cached) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return self.last_id()
+
+    def last_id(self) -> int:
+        """Id of the last evaluation row (0 when empty)."""
+        return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM evaluations").fetchone()[0])
+
+    def evaluations(self, after: int = 0, upto: int | None = None) -> Iterator[tuple[int, Evaluation]]:
+        """``(id, evaluation)`` pairs with ``after < id <= upto``, in order."""
+        sql = "SELECT id, arch, space, decisions, fidelity, status, objective, metrics, reported, cost, error, cached FROM evaluations WHERE id > ?"
+        args: list[Any] = [after]
+        if upto is not None:
+            sql += " AND id <= ?"
+            args.append(upto)
+        for row in self._db.execute(sql + " ORDER BY id", args):
+            rid, arch, space, decisions, fidelity, status, objective, metrics, reported, cost, error, cached = row
+            yield rid, Evaluation(
+                arch=Architecture(space, tuple(json.loads(decisions)), arch),
+                fidelity=fidelity,
+                objective=objective,
+                metrics=_from_json(metrics),
+                reported=_from_json(reported),
+                cost=cost,
+                status=Status(status),
+                error=error,
+                cached=bool(cached),
+            )
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
+
+    # -- strategy snapshots -------------------------------------------------
+    def save_state(self, state: Mapping[str, Any], last_evaluation: int) -> None:
+        """Store a strategy snapshot taken after evaluation ``last_evaluation`` was told.
+
+        Only the latest snapshot is needed to resume, so older ones are replaced.
+        """
+        text = serialize.dumps(state)
+        with self._transaction():
+            self._db.execute("DELETE FROM states")
+            self._db.execute("INSERT INTO states (last_evaluation, state) VALUES (?, ?)", (last_evaluation, text))
+
+    def load_state(self) -> tuple[dict[str, Any], int] | None:
+        """The latest snapshot and the id of the last evaluation it includes."""
+        row = self._db.execute("SELECT state, last_evaluation FROM states ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return serialize.loads(row[0]), int(row[1])
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,219 @@
+"""Build a search from a resolved config and run it: the body of ``nas-search``.
+
+Kept apart from the Hydra entry point so tests and notebooks can call
+:func:`run_search` with a config from Hydra's compose API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from engine.journal import Journal
+from engine.search import Budget, Search, SearchResult
+from engine.spaces import SearchSpace, get_space
+from engine.strategies import Strategy, create_strategy
+from engine.types import DEFAULT_FIDELITY, Evaluation, Oracle
+
+_log = logging.getLogger("engine")
+
+# Keys that may change between a killed run and its resume.
+_RESUME_FREE_KEYS = ("resume", "tracker", "progress")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key."""
+
+
+def _plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+def build_space(cfg: DictConfig) -> SearchSpace:
+    """The search space named by ``cfg.space``."""
+    try:
+        return get_space(cfg.space.name, **_plain(cfg.space.get("params", {})))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"space: {exc}") from None
+
+
+def build_strategy(cfg: DictConfig, space: SearchSpace) -> Strategy:
+    """The strategy named by ``cfg.strategy.name`` with the rest of ``cfg.strategy`` as options."""
+    options = dict(_plain(cfg.strategy))
+    name = options.pop("name", None)
+    if not name:
+        raise ConfigError("strategy.name is missing")
+    try:
+        return create_strategy(name, space, seed=int(cfg.seed), **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"strategy: {exc}") from None
+
+
+def build_oracle(node: DictConfig, space: SearchSpace, seed: int, key: str) -> Oracle:
+    """Instantiate an oracle config (``_target_`` plus options) for ``space``."""
+    from hydra.utils import instantiate  # imported late: Hydra is heavy and not needed by the library
+
+    if "_target_" not in node:
+        raise ConfigError(f"{key}._target_ is missing: name the oracle class to build")
+    target = str(node._target_)
+    if not target.startswith(("oracles.", "engine.")) and not _is_entry_point(target):
+        raise ConfigError(
+            f"{key}._target_={target!r} is not an oracle of this project or of an installed"
+            " 'nas_engine.oracles' entry point"
+        )
+    kwargs: dict[str, Any] = {"space": space}
+    if "seed" in node and node.seed is None:
+        kwargs["seed"] = seed
+    try:
+        return instantiate(node, **kwargs, _convert_="all")
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"{key}: {cause}") from None
+
+
+def _is_entry_point(target: str) -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.value.replace(":", ".") == target for ep in entry_points(group="nas_engine.oracles"))
+
+
+def build_oracles(cfg: DictConfig, space: SearchSpace, strategy: Strategy) -> dict[str, Oracle]:
+    """Oracles for every fidelity the strategy asks: ``oracle`` is the default one."""
+    oracles: dict[str, Oracle] = {}
+    for fid in strategy.fidelities:
+        if fid == DEFAULT_FIDELITY:
+            oracles[fid] = build_oracle(cfg.oracle, space, int(cfg.seed), "oracle")
+        elif fid in cfg.get("fidelities", {}):
+            oracles[fid] = build_oracle(cfg.fidelities[fid], space, int(cfg.seed), f"fidelities.{fid}")
+        else:
+            raise ConfigError(f"strategy {strategy.name!r} needs an oracle for fidelity {fid!r}: set fidelities.{fid}")
+    return oracles
+
+
+def build_budget(cfg: DictConfig) -> Budget:
+    """The budget from ``cfg.budget``."""
+    b = _plain(cfg.budget)
+    try:
+        return Budget(**b)
+    except TypeError as exc:
+        raise ConfigError(f"budget: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _identity(cfg: DictConfig) -> dict[str, Any]:
+    plain = _plain(cfg)
+    return {k: v for k, v in plain.items() if k not in _RESUME_FREE_KEYS and k != "hydra"}
+
+
+def evaluation_record(ev: Evaluation) -> dict[str, Any]:
+    """A JSON-ready record of an evaluation, report-only metrics included."""
+    return {
+        "arch": ev.arch.string,
+        "fidelity": ev.fidelity,
+        "objective": ev.objective,
+        "metrics": {**dict(ev.metrics), **dict(ev.reported)},
+        "cost": ev.cost,
+        "status": ev.status.value,
+        **({"error": ev.error} if ev.error else {}),
+    }
+
+
+def summarize(cfg: DictConfig, result: SearchResult, journal_path: Path | None) -> dict[str, Any]:
+    """The content of ``summary.json``."""
+    return {
+        "strategy": cfg.strategy.name,
+        "space": cfg.space.name,
+        "seed": int(cfg.seed),
+        "evaluations": result.evaluations,
+        "per_fidelity": result.per_fidelity,
+        "failures": result.failures,
+        "stop_reason": result.stop_reason,
+        "oracle_seconds": result.oracle_seconds,
+        "wall_seconds": result.wall_seconds,
+        "best": evaluation_record(result.best) if result.best is not None else None,
+        "journal": str(journal_path) if journal_path is not None else None,
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A one-screen human summary."""
+    lines = [
+        f"strategy {summary['strategy']} on space {summary['space']} (seed {summary['seed']})",
+        f"  evaluations  {summary['evaluations']}  (failed {summary['failures']}; stopped: {summary['stop_reason']})",
+        f"  time         {summary['wall_seconds']:.1f} s wall, {summary['oracle_seconds']:.1f} s oracle",
+    ]
+    best = summary.get("best")
+    if best is None:
+        lines.append("  best         none (no successful evaluation)")
+    else:
+        lines.append(f"  best         {best['arch']}")
+        lines.append(f"  objective    {best['objective']:.4f}")
+        for k, v in sorted(best["metrics"].items()):
+            lines.append(f"    {k:<22} {v:.4f}" if isinstance(v, float) else f"    {k:<22} {v}")
+    if summary.get("journal"):
+        lines.append(f"  journal      {summary['journal']}")
+    return "\n".join(lines)
+
+
+def run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Build everything from ``cfg``, run (or resume) the search, write ``summary.json``.
+
+    Args:
+        cfg: The resolved config (see ``conf/config.yaml``).
+        output_dir: Where the journal and the summary go.
+        callbacks: Extra search callbacks (trackers add theirs from ``cfg.tracker``).
+
+    Returns:
+        The summary dictionary.
+
+    Raises:
+        ConfigError: for a bad config value (nothing is written then).
+        engine.journal.JournalError: when the journal is in use or unreadable.
+    """
+    out = Path(output_dir)
+    space = build_space(cfg)
+    strategy = build_strategy(cfg, space)
+    budget = build_budget(cfg)
+    batch_size = cfg.get("batch_size", 1)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    oracles = build_oracles(cfg, space, strategy)
+
+    journal_path = out / cfg.output.journal
+    exists = journal_path.exists()
+    if exists and not cfg.resume:
+        raise ConfigError(
+            f"{journal_path} already exists: pass resume=true to continue it, or choose another hydra.run.dir"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    journal = Journal(journal_path)
+    try:
+        identity = _identity(cfg)
+        stored = journal.get_meta("config")
+        if stored is None:
+            journal.set_meta("config", identity)
+        elif stored != identity:
+            changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
+            raise ConfigError(f"cannot resume {journal_path}: the config differs in {changed}")
+        search = Search(strategy, oracles, budget, journal=journal, batch_size=batch_size, callbacks=callbacks)
+        result = search.run()
+    finally:
+        journal.close()
+    summary = summarize(cfg, result, journal_path)
+    tmp = out / (cfg.output.summary + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(out / cfg.output.summary)
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """Print the human summary to stdout."""
+    sys.stdout.write(format_summary(summary) + "\n")

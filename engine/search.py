@@ -1,0 +1,336 @@
+"""The search loop: ask, evaluate (journal first), tell, snapshot; resumable.
+
+The loop is the only place where strategies and oracles meet. It owns budgets,
+the evaluation cache, failure handling and the journal, so that neither a
+strategy nor an oracle needs to know about any of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.journal import Journal
+from engine.strategies import Strategy
+from engine.types import DEFAULT_FIDELITY, Evaluation, Oracle, Query, Status
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class Budget:
+    """When a search stops; ``None`` means no limit on that axis.
+
+    Attributes:
+        evaluations: Oracle evaluations over all fidelities (cache hits are free).
+        per_fidelity: Oracle evaluations allowed per fidelity name.
+        oracle_seconds: Total cost reported by oracles (simulated for tables).
+        wall_seconds: Wall-clock seconds of this search, summed across resumes.
+        max_stall: Consecutive batches that bring no new evaluation before the
+            search gives up (a strategy that only re-asks cached architectures).
+    """
+
+    evaluations: int | None = 100
+    per_fidelity: dict[str, int] = field(default_factory=dict)
+    oracle_seconds: float | None = None
+    wall_seconds: float | None = None
+    max_stall: int = 1000
+
+    def __post_init__(self) -> None:
+        for key in ("evaluations", "oracle_seconds", "wall_seconds"):
+            v = getattr(self, key)
+            if v is not None and (isinstance(v, bool) or v < 0):
+                raise ValueError(f"budget.{key} must be a non-negative number or null, got {v!r}")
+        for k, v in self.per_fidelity.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"budget.per_fidelity.{k} must be a non-negative integer, got {v!r}")
+        if self.max_stall < 1:
+            raise ValueError(f"budget.max_stall must be >= 1, got {self.max_stall!r}")
+        if self.evaluations is None and not self.per_fidelity and self.oracle_seconds is None and self.wall_seconds is None:
+            raise ValueError("the budget has no limit: set budget.evaluations, per_fidelity, oracle_seconds or wall_seconds")
+
+
+@dataclass
+class SearchResult:
+    """What a finished search returns.
+
+    Attributes:
+        best: The best successful evaluation at the strategy's final fidelity.
+        evaluations: Oracle evaluations made (cache hits excluded), all fidelities.
+        per_fidelity: Oracle evaluations per fidelity.
+        failures: Failed evaluations.
+        oracle_seconds: Total oracle cost.
+        wall_seconds: Wall-clock time, summed over resumes.
+        history: Every evaluation in journal order, report-only metrics included.
+        stop_reason: Why the loop ended.
+    """
+
+    best: Evaluation | None
+    evaluations: int
+    per_fidelity: dict[str, int]
+    failures: int
+    oracle_seconds: float
+    wall_seconds: float
+    history: list[Evaluation]
+    stop_reason: str
+
+
+class Callback(Protocol):
+    """Hooks for trackers, progress bars and reports; each is optional."""
+
+    def on_start(self, search: Search) -> None: ...
+
+    def on_evaluations(self, search: Search, evaluations: Sequence[Evaluation]) -> None: ...
+
+    def on_end(self, search: Search, result: SearchResult) -> None: ...
+
+
+def _call(callbacks: Sequence[Any], hook: str, *args: Any) -> None:
+    for cb in callbacks:
+        fn = getattr(cb, hook, None)
+        if fn is not None:
+            fn(*args)
+
+
+class Search:
+    """Run a strategy against oracles under a budget, journaling everything.
+
+    Args:
+        strategy: The ask/tell strategy.
+        oracles: One oracle (the ``"default"`` fidelity) or a mapping from
+            fidelity name to oracle.
+        budget: When to stop.
+        journal: Where evaluations and snapshots go; an existing journal with a
+            snapshot is resumed. ``None`` keeps everything in memory only.
+        batch_size: Queries asked at once, so oracles can evaluate in parallel.
+        callbacks: Objects with optional ``on_start``, ``on_evaluations``, ``on_end``.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        oracles: Oracle | Mapping[str, Oracle],
+        budget: Budget,
+        journal: Journal | None = None,
+        batch_size: int = 1,
+        callbacks: Sequence[Any] = (),
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.oracles: dict[str, Oracle] = (
+            dict(oracles) if isinstance(oracles, Mapping) else {DEFAULT_FIDELITY: oracles}
+        )
+        missing = [f for f in strategy.fidelities if f not in self.oracles]
+        if missing:
+            raise ValueError(
+                f"strategy {strategy.name!r} asks fidelities {missing} but oracles are given for {sorted(self.oracles)}"
+            )
+        for fid, oracle in self.oracles.items():
+            if not callable(getattr(oracle, "evaluate", None)):
+                raise TypeError(f"oracle for fidelity {fid!r} has no evaluate() method")
+        self.strategy = strategy
+        self.budget = budget
+        self.journal = journal
+        self.batch_size = batch_size
+        self.callbacks = list(callbacks)
+        self.history: list[Evaluation] = []
+        self._cache: dict[Query, Evaluation] = {}
+        self._counts: Counter[str] = Counter()
+        self._failures = 0
+        self._oracle_seconds = 0.0
+        self._wall_before = 0.0
+        self._started = 0.0
+        self._last_id = 0
+        self._replay: dict[Query, list[Evaluation]] = {}
+
+    # -- bookkeeping --------------------------------------------------------
+    def _account(self, ev: Evaluation) -> None:
+        self.history.append(ev)
+        if ev.status is not Status.SKIPPED:
+            self._cache.setdefault(ev.query, ev)
+        if not ev.cached and ev.status is not Status.SKIPPED:
+            self._counts[ev.fidelity] += 1
+            self._oracle_seconds += ev.cost
+            self._failures += not ev.ok
+
+    @property
+    def n_evaluations(self) -> int:
+        """Oracle evaluations so far (all fidelities, cache hits excluded)."""
+        return sum(self._counts.values())
+
+    @property
+    def wall_seconds(self) -> float:
+        """Wall-clock seconds so far, summed over resumes."""
+        return self._wall_before + (time.monotonic() - self._started if self._started else 0.0)
+
+    def budget_left(self) -> dict[str, int | None]:
+        """Remaining oracle evaluations per fidelity (``None``: unlimited)."""
+        total = None if self.budget.evaluations is None else self.budget.evaluations - self.n_evaluations
+        out: dict[str, int | None] = {}
+        for fid in self.oracles:
+            cap = self.budget.per_fidelity.get(fid)
+            left = None if cap is None else cap - self._counts[fid]
+            if total is not None:
+                left = total if left is None else min(left, total)
+            out[fid] = None if left is None else max(0, left)
+        return out
+
+    def _stop_reason(self) -> str | None:
+        b = self.budget
+        if b.evaluations is not None and self.n_evaluations >= b.evaluations:
+            return "evaluations"
+        if b.per_fidelity and all(self._counts[f] >= c for f, c in b.per_fidelity.items()):
+            if b.evaluations is None or set(b.per_fidelity) >= set(self.strategy.fidelities):
+                return "per_fidelity"
+        if b.oracle_seconds is not None and self._oracle_seconds >= b.oracle_seconds:
+            return "oracle_seconds"
+        if b.wall_seconds is not None and self.wall_seconds >= b.wall_seconds:
+            return "wall_seconds"
+        return None
+
+    # -- resume ---------------------------------------------------------------
+    def _restore(self) -> None:
+        assert self.journal is not None
+        snap = self.journal.load_state()
+        told_upto = 0
+        if snap is not None:
+            state, told_upto = snap
+            told = [ev for _, ev in self.journal.evaluations(upto=told_upto)]
+            for ev in told:
+                self._account(ev)
+            self.strategy.load_state_dict(state["strategy"], history=told)
+            self._wall_before = float(state.get("wall_seconds", 0.0))
+        # Evaluations committed after the last snapshot answer pending queries:
+        # they are told from the journal, never evaluated again.
+        for rid, ev in self.journal.evaluations(after=told_upto):
+            self._replay.setdefault(ev.query, []).append(ev)
+            self._last_id = rid
+        self._last_id = max(self._last_id, told_upto)
+        # Killed before the first snapshot: the strategy starts fresh and, seeded,
+        # re-asks the same first batch, which is then answered from the journal.
+        if snap is not None or self._replay:
+            _log.info(
+                "resuming from %s: %d evaluations told, %d to replay",
+                self.journal.path,
+                len(self.history),
+                sum(map(len, self._replay.values())),
+            )
+
+    # -- the loop -----------------------------------------------------------
+    def _evaluate(self, queries: Sequence[Query]) -> tuple[list[Evaluation], set[int]]:
+        """Evaluations answering ``queries`` in order, and the indices replayed from the journal."""
+        results: dict[int, Evaluation] = {}
+        replayed_idx: set[int] = set()
+        todo: dict[str, list[int]] = {}
+        left = self.budget_left()
+        planned: Counter[str] = Counter()
+        first_of: dict[Query, int] = {}
+        for i, q in enumerate(queries):
+            replayed = self._replay.get(q)
+            if replayed:
+                results[i] = replayed.pop(0)
+                replayed_idx.add(i)
+                if not replayed:
+                    del self._replay[q]
+            elif q in self._cache:
+                hit = self._cache[q]
+                results[i] = Evaluation(
+                    arch=hit.arch, fidelity=hit.fidelity, objective=hit.objective, metrics=hit.metrics,
+                    reported=hit.reported, cost=0.0, status=hit.status, error=hit.error, cached=True,
+                )
+            elif q in first_of:
+                continue  # duplicate inside the batch: filled in from its twin below
+            elif left[q.fidelity] is not None and planned[q.fidelity] >= left[q.fidelity]:  # type: ignore[operator]
+                results[i] = Evaluation(
+                    arch=q.arch, fidelity=q.fidelity, status=Status.SKIPPED,
+                    error=f"budget of fidelity {q.fidelity!r} is spent",
+                )
+            else:
+                first_of[q] = i
+                planned[q.fidelity] += 1
+                todo.setdefault(q.fidelity, []).append(i)
+        for fid, idx in todo.items():
+            archs = [queries[i].arch for i in idx]
+            start = time.monotonic()
+            try:
+                evals = list(self.oracles[fid].evaluate(archs))
+                if len(evals) != len(archs):
+                    raise RuntimeError(f"oracle returned {len(evals)} evaluations for {len(archs)} architectures")
+            except Exception as exc:  # a failing oracle is a failed evaluation, never a crash
+                text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                _log.warning("oracle %r failed on a batch of %d: %s", fid, len(archs), text)
+                cost = (time.monotonic() - start) / len(archs)
+                evals = [Evaluation.failure(a, fid, text, cost) for a in archs]
+            for i, ev in zip(idx, evals):
+                results[i] = Evaluation(
+                    arch=queries[i].arch, fidelity=fid, objective=ev.objective, metrics=dict(ev.metrics),
+                    reported=dict(ev.reported), cost=ev.cost, status=ev.status, error=ev.error,
+                )
+        for i, q in enumerate(queries):
+            if i not in results:
+                twin = results[first_of[q]]
+                results[i] = Evaluation(
+                    arch=twin.arch, fidelity=twin.fidelity, objective=twin.objective, metrics=twin.metrics,
+                    reported=twin.reported, cost=0.0, status=twin.status, error=twin.error, cached=True,
+                )
+        return [results[i] for i in range(len(queries))], replayed_idx
+
+    def run(self) -> SearchResult:
+        """Run until the budget is spent or the strategy has nothing left to ask."""
+        if self.journal is not None:
+            self._restore()
+        self._started = time.monotonic()
+        _call(self.callbacks, "on_start", self)
+        stall = 0
+        reason = self._stop_reason()
+        while reason is None:
+            self.strategy.budget_left = self.budget_left()
+            queries = self.strategy.pending
+            if not queries:
+                n = self.batch_size
+                if self.budget.evaluations is not None:
+                    n = max(1, min(n, self.budget.evaluations - self.n_evaluations))
+                queries = self.strategy.ask(n)
+                if not queries:
+                    reason = "strategy finished"
+                    break
+            evals, replayed = self._evaluate(queries)
+            if self.journal is not None:
+                # Committed before the strategy is told; replayed rows are already there.
+                new = [e for i, e in enumerate(evals) if i not in replayed]
+                if new:
+                    self._last_id = self.journal.append(new)
+            for ev in evals:
+                self._account(ev)
+            self.strategy.tell(evals)
+            if self.journal is not None:
+                self.journal.save_state(
+                    {"strategy": self.strategy.state_dict(), "wall_seconds": self.wall_seconds}, self._last_id
+                )
+            _call(self.callbacks, "on_evaluations", self, evals)
+            stall = 0 if any(not e.cached and e.status is not Status.SKIPPED for e in evals) else stall + 1
+            reason = self._stop_reason() or ("stalled" if stall >= self.budget.max_stall else None)
+        result = self.result(reason or "budget")
+        _call(self.callbacks, "on_end", self, result)
+        return result
+
+    def result(self, stop_reason: str = "") -> SearchResult:
+        """The result so far."""
+        final = self.strategy.final_fidelity
+        ok = [e for e in self.history if e.ok and e.fidelity == final and not e.cached]
+        best = max(ok, key=lambda e: e.objective or 0.0) if ok else None
+        return SearchResult(
+            best=best,
+            evaluations=self.n_evaluations,
+            per_fidelity=dict(self._counts),
+            failures=self._failures,
+            oracle_seconds=self._oracle_seconds,
+            wall_seconds=self.wall_seconds,
+            history=list(self.history),
+            stop_reason=stop_reason,
+        )
