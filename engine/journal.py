@@ -161,7 +161,10 @@ class Journal:
 
     def evaluations(self, after: int = 0, upto: int | None = None) -> Iterator[tuple[int, Evaluation]]:
         """``(id, evaluation)`` pairs with ``after < id <= upto``, in order."""
-        sql = "SELECT id, arch, space, decisions, fidelity, status, objective, metrics, reported, cost, error, cached FROM evaluations WHERE id > ?"
+        sql = (
+            "SELECT id, arch, space, decisions, fidelity, status, objective, metrics, reported, cost, error, cached"
+            " FROM evaluations WHERE id > ?"
+        )
         args: list[Any] = [after]
         if upto is not None:
             sql += " AND id <= ?"

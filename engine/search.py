@@ -51,8 +51,11 @@ class Budget:
                 raise ValueError(f"budget.per_fidelity.{k} must be a non-negative integer, got {v!r}")
         if self.max_stall < 1:
             raise ValueError(f"budget.max_stall must be >= 1, got {self.max_stall!r}")
-        if self.evaluations is None and not self.per_fidelity and self.oracle_seconds is None and self.wall_seconds is None:
-            raise ValueError("the budget has no limit: set budget.evaluations, per_fidelity, oracle_seconds or wall_seconds")
+        limits = (self.evaluations, self.per_fidelity or None, self.oracle_seconds, self.wall_seconds)
+        if all(v is None for v in limits):
+            raise ValueError(
+                "the budget has no limit: set budget.evaluations, per_fidelity, oracle_seconds or wall_seconds"
+            )
 
 
 @dataclass
@@ -184,9 +187,13 @@ class Search:
         b = self.budget
         if b.evaluations is not None and self.n_evaluations >= b.evaluations:
             return "evaluations"
-        if b.per_fidelity and all(self._counts[f] >= c for f, c in b.per_fidelity.items()):
-            if b.evaluations is None or set(b.per_fidelity) >= set(self.strategy.fidelities):
-                return "per_fidelity"
+        capped = set(b.per_fidelity)
+        if (
+            capped
+            and all(self._counts[f] >= c for f, c in b.per_fidelity.items())
+            and (b.evaluations is None or capped >= set(self.strategy.fidelities))
+        ):
+            return "per_fidelity"
         if b.oracle_seconds is not None and self._oracle_seconds >= b.oracle_seconds:
             return "oracle_seconds"
         if b.wall_seconds is not None and self.wall_seconds >= b.wall_seconds:
