@@ -126,9 +126,11 @@ def evaluation_record(ev: Evaluation) -> dict[str, Any]:
     }
 
 
-def summarize(cfg: DictConfig, result: SearchResult, journal_path: Path | None) -> dict[str, Any]:
-    """The content of ``summary.json``."""
-    return {
+def summarize(
+    cfg: DictConfig, result: SearchResult, journal_path: Path | None, strategy: Strategy | None = None
+) -> dict[str, Any]:
+    """The content of ``summary.json``; a strategy's :meth:`Strategy.report` goes under its name."""
+    summary = {
         "strategy": cfg.strategy.name,
         "space": cfg.space.name,
         "seed": int(cfg.seed),
@@ -141,6 +143,10 @@ def summarize(cfg: DictConfig, result: SearchResult, journal_path: Path | None) 
         "best": evaluation_record(result.best) if result.best is not None else None,
         "journal": str(journal_path) if journal_path is not None else None,
     }
+    report = strategy.report() if strategy is not None else {}
+    if report:
+        summary[str(cfg.strategy.name)] = report
+    return summary
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -207,7 +213,7 @@ def run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: S
         result = search.run()
     finally:
         journal.close()
-    summary = summarize(cfg, result, journal_path)
+    summary = summarize(cfg, result, journal_path, strategy)
     tmp = out / (cfg.output.summary + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(out / cfg.output.summary)

@@ -179,6 +179,16 @@ class Strategy(ABC):
         ok = [e for e in self.history if e.ok and (fidelity is None or e.fidelity == fidelity)]
         return max(ok, key=lambda e: e.objective or 0.0) if ok else None
 
+    def report(self) -> dict[str, Any]:
+        """Strategy-specific results for ``summary.json`` (e.g. a Pareto front).
+
+        The runner merges a non-empty report into the summary under the
+        strategy's name, so a strategy whose result is more than one best
+        architecture can say so without the runner knowing about it. Computed
+        from :attr:`history`, so it is the same after a resume.
+        """
+        return {}
+
     # -- what subclasses implement -----------------------------------------
     @abstractmethod
     def _ask(self, n: int) -> Sequence[Query | Architecture]:
