@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from engine.journal import Journal
-from engine.search import Budget, Search, SearchResult
+from engine.search import Budget, RetryPolicy, Search, SearchResult
 from engine.spaces import SearchSpace, get_space
 from engine.strategies import Strategy, create_strategy
 from engine.types import DEFAULT_FIDELITY, Evaluation, Oracle
@@ -62,12 +62,14 @@ def build_oracle(node: DictConfig, space: SearchSpace, seed: int, key: str) -> O
 
     if "_target_" not in node:
         raise ConfigError(f"{key}._target_ is missing: name the oracle class to build")
-    target = str(node._target_)
-    if not target.startswith(("oracles.", "engine.")) and not _is_entry_point(target):
-        raise ConfigError(
-            f"{key}._target_={target!r} is not an oracle of this project or of an installed"
-            " 'nas_engine.oracles' entry point"
-        )
+    # Hydra instantiates nested ``_target_``s too (an oracle wrapping another), so
+    # every one of them must name a class of this project or of an installed plugin.
+    for where, target in _targets(node, key):
+        if not target.startswith(("oracles.", "engine.")) and not _is_entry_point(target):
+            raise ConfigError(
+                f"{where}._target_={target!r} is not an oracle of this project or of an installed"
+                " 'nas_engine.oracles' entry point"
+            )
     kwargs: dict[str, Any] = {"space": space}
     if "seed" in node and node.seed is None:
         kwargs["seed"] = seed
@@ -76,6 +78,21 @@ def build_oracle(node: DictConfig, space: SearchSpace, seed: int, key: str) -> O
     except Exception as exc:
         cause = exc.__cause__ or exc
         raise ConfigError(f"{key}: {cause}") from None
+
+
+def _targets(node: Any, key: str) -> list[tuple[str, str]]:
+    """Every ``(config key, _target_)`` inside ``node``, nested mappings and lists included."""
+    found: list[tuple[str, str]] = []
+    if isinstance(node, DictConfig | dict):
+        for k, v in node.items():
+            if k == "_target_":
+                found.append((key, str(v)))
+            else:
+                found.extend(_targets(v, f"{key}.{k}"))
+    elif isinstance(node, ListConfig | list | tuple):
+        for i, v in enumerate(node):
+            found.extend(_targets(v, f"{key}[{i}]"))
+    return found
 
 
 def _is_entry_point(target: str) -> bool:
@@ -108,6 +125,41 @@ def build_budget(cfg: DictConfig) -> Budget:
         raise ConfigError(str(exc)) from None
 
 
+def build_retry(cfg: DictConfig) -> RetryPolicy:
+    """The retry policy from ``cfg.retry`` (no retries when the key is absent)."""
+    node = cfg.get("retry")
+    if node is None:
+        return RetryPolicy()
+    r = _plain(node)
+    if not isinstance(r, dict):
+        raise ConfigError(f"retry must be a mapping with attempts and errors, got {r!r}")
+    try:
+        return RetryPolicy(**r)
+    except TypeError as exc:
+        raise ConfigError(f"retry: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def output_path(out: Path, cfg: DictConfig, key: str) -> Path:
+    """``out / cfg.output.<key>``, refused when it could leave the output directory.
+
+    Output file names come from the config, which may come from anyone's command
+    line; an absolute name or a ``..`` would write outside the run's directory.
+
+    Raises:
+        ConfigError: for an empty, absolute or ``..``-containing name.
+    """
+    name = cfg.output.get(key)
+    text = "" if name is None else str(name)
+    rel = Path(text)
+    if not text.strip() or rel.is_absolute() or ".." in rel.parts or text.endswith(("/", os.sep)):
+        raise ConfigError(
+            f"output.{key}={text!r} must be a file name relative to the output directory (no '..', not absolute)"
+        )
+    return out / rel
+
+
 def _identity(cfg: DictConfig) -> dict[str, Any]:
     plain = _plain(cfg)
     return {k: v for k, v in plain.items() if k not in _RESUME_FREE_KEYS and k != "hydra"}
@@ -137,6 +189,8 @@ def summarize(
         "evaluations": result.evaluations,
         "per_fidelity": result.per_fidelity,
         "failures": result.failures,
+        "failures_by_error": _failure_kinds(result),
+        "retries": result.retries,
         "stop_reason": result.stop_reason,
         "oracle_seconds": result.oracle_seconds,
         "wall_seconds": result.wall_seconds,
@@ -147,6 +201,16 @@ def summarize(
     if report:
         summary[str(cfg.strategy.name)] = report
     return summary
+
+
+def _failure_kinds(result: SearchResult) -> dict[str, int]:
+    """Failed oracle evaluations counted by the error's first word (its exception type)."""
+    kinds: dict[str, int] = {}
+    for ev in result.history:
+        if ev.status.value == "failed" and not ev.cached:
+            head = (ev.error or "unknown").split(":", 1)[0].strip() or "unknown"
+            kinds[head] = kinds.get(head, 0) + 1
+    return dict(sorted(kinds.items()))
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -184,6 +248,20 @@ def run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: S
         ConfigError: for a bad config value (nothing is written then).
         engine.journal.JournalError: when the journal is in use or unreadable.
     """
+    from engine.tracking import open_tracking  # late: keeps W&B and tqdm out of library imports
+
+    try:
+        session = open_tracking(cfg, output_dir, job_type="search")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    # The session finishes the W&B run (failed, exit code 1) when the search raises.
+    with session:
+        summary = _run_search(cfg, output_dir, [*callbacks, *session.callbacks])
+        session.log_outputs(summary)
+    return summary
+
+
+def _run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any]) -> dict[str, Any]:
     out = Path(output_dir)
     space = build_space(cfg)
     strategy = build_strategy(cfg, space)
@@ -191,15 +269,17 @@ def run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: S
     batch_size = cfg.get("batch_size", 1)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    retry = build_retry(cfg)
+    journal_path = output_path(out, cfg, "journal")
+    summary_path = output_path(out, cfg, "summary")
     oracles = build_oracles(cfg, space, strategy)
 
-    journal_path = out / cfg.output.journal
     exists = journal_path.exists()
     if exists and not cfg.resume:
         raise ConfigError(
             f"{journal_path} already exists: pass resume=true to continue it, or choose another hydra.run.dir"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    journal_path.parent.mkdir(parents=True, exist_ok=True)
     journal = Journal(journal_path)
     try:
         identity = _identity(cfg)
@@ -209,14 +289,17 @@ def run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: S
         elif stored != identity:
             changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
             raise ConfigError(f"cannot resume {journal_path}: the config differs in {changed}")
-        search = Search(strategy, oracles, budget, journal=journal, batch_size=batch_size, callbacks=callbacks)
+        search = Search(
+            strategy, oracles, budget, journal=journal, batch_size=batch_size, callbacks=callbacks, retry=retry
+        )
         result = search.run()
     finally:
         journal.close()
     summary = summarize(cfg, result, journal_path, strategy)
-    tmp = out / (cfg.output.summary + ".tmp")
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = summary_path.with_name(summary_path.name + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(out / cfg.output.summary)
+    tmp.replace(summary_path)
     return summary
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.journal import Journal
+from engine.spaces import Architecture
 from engine.strategies import Strategy
 from engine.types import DEFAULT_FIDELITY, Evaluation, Oracle, Query, Status
 
@@ -59,6 +60,38 @@ class Budget:
 
 
 @dataclass
+class RetryPolicy:
+    """Which failed evaluations the loop tries again, and how often.
+
+    A transient fault (CUDA out of memory beside another job, a Ray worker that
+    died) should not cost an architecture its place in the search, while a
+    deterministic one (a bug, a diverging training) would only fail again; the
+    policy names the transient ones by a piece of their error text.
+
+    Attributes:
+        attempts: Extra attempts after a matching failure (0: never retry).
+        errors: Substrings of the error text (e.g. the exception name
+            ``"OutOfMemoryError"``) that make a failure worth retrying.
+    """
+
+    attempts: int = 0
+    errors: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 0:
+            raise ValueError(f"retry.attempts must be a non-negative integer, got {self.attempts!r}")
+        if isinstance(self.errors, str):
+            raise ValueError(f"retry.errors must be a list of error substrings, got the string {self.errors!r}")
+        self.errors = tuple(str(x) for x in self.errors)
+        if any(not x for x in self.errors):
+            raise ValueError("retry.errors must not contain an empty string (it would match every error)")
+
+    def matches(self, ev: Evaluation) -> bool:
+        """True when ``ev`` failed with an error this policy retries."""
+        return ev.status is Status.FAILED and bool(ev.error) and any(s in (ev.error or "") for s in self.errors)
+
+
+@dataclass
 class SearchResult:
     """What a finished search returns.
 
@@ -71,6 +104,7 @@ class SearchResult:
         wall_seconds: Wall-clock time, summed over resumes.
         history: Every evaluation in journal order, report-only metrics included.
         stop_reason: Why the loop ended.
+        retries: Oracle calls repeated under the retry policy (this process only).
     """
 
     best: Evaluation | None
@@ -81,6 +115,7 @@ class SearchResult:
     wall_seconds: float
     history: list[Evaluation]
     stop_reason: str
+    retries: int = 0
 
 
 class Callback(Protocol):
@@ -112,6 +147,7 @@ class Search:
             snapshot is resumed. ``None`` keeps everything in memory only.
         batch_size: Queries asked at once, so oracles can evaluate in parallel.
         callbacks: Objects with optional ``on_start``, ``on_evaluations``, ``on_end``.
+        retry: Which failed evaluations are evaluated again before being journaled.
     """
 
     def __init__(
@@ -122,6 +158,7 @@ class Search:
         journal: Journal | None = None,
         batch_size: int = 1,
         callbacks: Sequence[Any] = (),
+        retry: RetryPolicy | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -141,6 +178,8 @@ class Search:
         self.journal = journal
         self.batch_size = batch_size
         self.callbacks = list(callbacks)
+        self.retry = retry or RetryPolicy()
+        self._retries = 0
         self.history: list[Evaluation] = []
         self._cache: dict[Query, Evaluation] = {}
         self._counts: Counter[str] = Counter()
@@ -263,16 +302,20 @@ class Search:
                 todo.setdefault(q.fidelity, []).append(i)
         for fid, idx in todo.items():
             archs = [queries[i].arch for i in idx]
-            start = time.monotonic()
-            try:
-                evals = list(self.oracles[fid].evaluate(archs))
-                if len(evals) != len(archs):
-                    raise RuntimeError(f"oracle returned {len(evals)} evaluations for {len(archs)} architectures")
-            except Exception as exc:  # a failing oracle is a failed evaluation, never a crash
-                text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                _log.warning("oracle %r failed on a batch of %d: %s", fid, len(archs), text)
-                cost = (time.monotonic() - start) / len(archs)
-                evals = [Evaluation.failure(a, fid, text, cost) for a in archs]
+            evals = self._call_oracle(fid, archs)
+            for _ in range(self.retry.attempts):
+                again = [j for j, ev in enumerate(evals) if self.retry.matches(ev)]
+                if not again:
+                    break
+                self._retries += len(again)
+                _log.info("retrying %d evaluation(s) at fidelity %r under the retry policy", len(again), fid)
+                redo = self._call_oracle(fid, [archs[j] for j in again])
+                for j, ev in zip(again, redo):
+                    spent = evals[j].cost
+                    evals[j] = Evaluation(
+                        arch=ev.arch, fidelity=ev.fidelity, objective=ev.objective, metrics=ev.metrics,
+                        reported=ev.reported, cost=spent + ev.cost, status=ev.status, error=ev.error,
+                    )
             for i, ev in zip(idx, evals):
                 results[i] = Evaluation(
                     arch=queries[i].arch, fidelity=fid, objective=ev.objective, metrics=dict(ev.metrics),
@@ -286,6 +329,20 @@ class Search:
                     reported=twin.reported, cost=0.0, status=twin.status, error=twin.error, cached=True,
                 )
         return [results[i] for i in range(len(queries))], replayed_idx
+
+    def _call_oracle(self, fid: str, archs: list[Architecture]) -> list[Evaluation]:
+        """One oracle call; a raising or miscounting oracle gives failed evaluations, never a crash."""
+        start = time.monotonic()
+        try:
+            evals = list(self.oracles[fid].evaluate(archs))
+            if len(evals) != len(archs):
+                raise RuntimeError(f"oracle returned {len(evals)} evaluations for {len(archs)} architectures")
+        except Exception as exc:
+            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            _log.warning("oracle %r failed on a batch of %d: %s", fid, len(archs), text)
+            cost = (time.monotonic() - start) / len(archs)
+            evals = [Evaluation.failure(a, fid, text, cost) for a in archs]
+        return evals
 
     def run(self) -> SearchResult:
         """Run until the budget is spent or the strategy has nothing left to ask."""
@@ -340,4 +397,5 @@ class Search:
             wall_seconds=self.wall_seconds,
             history=list(self.history),
             stop_reason=stop_reason,
+            retries=self._retries,
         )
