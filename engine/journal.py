@@ -84,22 +84,70 @@ class Journal:
                 f"journal {self.path} is in use by another search; wait for it or choose another output directory"
             ) from None
         try:
+            if self.path.exists():
+                self._check_existing()
+            else:
+                self._create()
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            version = self.get_meta("schema_version")
-            if version is None:
-                self.set_meta("schema_version", SCHEMA_VERSION)
-            elif version != SCHEMA_VERSION:
-                raise JournalError(f"journal {self.path} has schema {version}, expected {SCHEMA_VERSION}")
-            self._db.execute("PRAGMA quick_check").fetchall()
         except sqlite3.DatabaseError as exc:
             self.close()
             raise JournalError(f"journal {self.path} is corrupted or not a journal: {exc}") from None
         except JournalError:
             self.close()
             raise
+
+    def _create(self) -> None:
+        """Write an empty journal under a temporary name, then rename it into place.
+
+        A journal file therefore either holds the schema or does not exist: an
+        empty or headless file at ``path`` can only be damage, never a search
+        killed while it was starting.
+        """
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+                db.execute("INSERT INTO meta VALUES (?, ?)", ("schema_version", json.dumps(SCHEMA_VERSION)))
+            finally:
+                db.close()
+            os.replace(tmp, self.path)
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                leftover.unlink(missing_ok=True)
+
+    def _check_existing(self) -> None:
+        """Check an existing journal through a read-only connection.
+
+        Read-only, so that a damaged file is reported as it is: a read-write
+        connection could add tables to a foreign database or checkpoint a WAL
+        into a corrupted file when it closes.
+
+        Raises:
+            JournalError: naming the path and the problem.
+        """
+        if self.path.stat().st_size == 0:
+            raise JournalError(
+                f"journal {self.path} is empty (truncated?); it was left as it is: move it away to start a new search"
+            )
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = sorted({"meta", "evaluations", "states"} - tables)
+            if missing:
+                raise JournalError(f"{self.path} is not a nas-engine journal: it has no table(s) {missing}")
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = None if row is None else json.loads(row[0])
+            if version != SCHEMA_VERSION:
+                raise JournalError(f"journal {self.path} has schema {version}, expected {SCHEMA_VERSION}")
+            problems = [r[0] for r in db.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise JournalError(f"journal {self.path} is corrupted: {'; '.join(problems[:3])}")
+        finally:
+            db.close()
 
     def close(self) -> None:
         """Close the database and release the lock."""
@@ -170,8 +218,12 @@ class Journal:
             sql += " AND id <= ?"
             args.append(upto)
         for row in self._db.execute(sql + " ORDER BY id", args):
-            rid, arch, space, decisions, fidelity, status, objective, metrics, reported, cost, error, cached = row
-            yield rid, Evaluation(
+            yield row[0], self._decode(row)
+
+    def _decode(self, row: tuple[Any, ...]) -> Evaluation:
+        rid, arch, space, decisions, fidelity, status, objective, metrics, reported, cost, error, cached = row
+        try:
+            return Evaluation(
                 arch=Architecture(space, tuple(json.loads(decisions)), arch),
                 fidelity=fidelity,
                 objective=objective,
@@ -182,6 +234,10 @@ class Journal:
                 error=error,
                 cached=bool(cached),
             )
+        except (TypeError, ValueError, AttributeError) as exc:  # json.JSONDecodeError is a ValueError
+            raise JournalError(
+                f"journal {self.path} is corrupted: evaluation row {rid} cannot be read ({exc})"
+            ) from None
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
@@ -202,7 +258,12 @@ class Journal:
         row = self._db.execute("SELECT state, last_evaluation FROM states ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return None
-        return serialize.loads(row[0]), int(row[1])
+        try:
+            return serialize.loads(row[0]), int(row[1])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise JournalError(
+                f"journal {self.path} is corrupted: its strategy snapshot cannot be read ({exc})"
+            ) from None
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
