@@ -1,0 +1,199 @@
+"""Every registered strategy against the conformance suite of engine.testing, on both spaces.
+
+New strategies are picked up from the registry automatically. A strategy that
+needs different settings (a larger budget to beat random, a space it cannot
+support) gets an entry in OVERRIDES with the reason; the defaults are the
+contract, so an override is an exception to justify, not a convenience.
+
+The second half checks the suite itself: deliberately broken strategies must
+fail the check that targets their bug, or the suite proves nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine.spaces import Architecture
+from engine.strategies import Strategy, get_strategy, list_strategies
+from engine.strategies._random import RandomSearch
+from engine.testing import CHECKS, SPACES, ToyOracle, check_strategy, toy_oracles
+from engine.types import Evaluation
+
+# name -> {"skip": {check: reason}, "spaces": (...), check: {kwargs}}
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "random": {"skip": {"beats_random": "it is the baseline"}},
+}
+
+
+def _cases() -> list[Any]:
+    cases = []
+    for name in list_strategies():
+        over = OVERRIDES.get(name, {})
+        for space in over.get("spaces", SPACES):
+            for check in CHECKS:
+                marks = []
+                reason = over.get("skip", {}).get(check)
+                if reason:
+                    marks.append(pytest.mark.skip(reason=f"{name}: {reason}"))
+                cases.append(pytest.param(name, space, check, marks=marks, id=f"{name}-{space}-{check}"))
+    return cases
+
+
+@pytest.mark.parametrize(("name", "space", "check"), _cases())
+def test_registered_strategy_conforms(name: str, space: str, check: str) -> None:
+    kwargs = OVERRIDES.get(name, {}).get(check, {})
+    CHECKS[check](get_strategy(name), space=space, **kwargs)
+
+
+def test_check_strategy_runs_all_checks_on_a_good_strategy() -> None:
+    check_strategy(get_strategy("regularized_evolution"), space="nb201", seeds=(3,), budget=20)
+
+
+def test_check_strategy_rejects_unknown_check_names() -> None:
+    with pytest.raises(ValueError, match="unknown checks"):
+        check_strategy(RandomSearch, skip=["speed"])
+
+
+# -- the toy problem -------------------------------------------------------------------------
+@pytest.mark.parametrize("space_name", SPACES)
+def test_toy_oracle_is_deterministic_and_structured(space_name: str) -> None:
+    from engine.spaces import get_space
+
+    space = get_space(space_name)
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(200)]
+    a, b = ToyOracle(space, seed=5), ToyOracle(space, seed=5)
+    ea, eb = a.evaluate(archs), b.evaluate(archs)
+    assert [e.objective for e in ea] == [e.objective for e in eb]
+    assert all(e.ok and set(e.metrics) >= {"params", "flops", "latency_ms"} for e in ea)
+    objs = np.array([e.objective for e in ea])
+    assert objs.std() > 1.0  # a landscape, not a plateau
+    assert [e.objective for e in ToyOracle(space, seed=6).evaluate(archs)] != list(objs)
+    # Costs grow with every decision's option index.
+    arch = archs[0]
+    for i, active in enumerate(space.active(arch.decisions)):
+        d = list(arch.decisions)
+        if not active or d[i] + 1 >= space.decisions[i].n:
+            continue
+        d[i] += 1
+        bigger = space.architecture(d)
+        for key in ("params", "flops", "latency_ms"):
+            assert a.metrics(bigger)[key] >= a.metrics(arch)[key]
+
+
+def test_toy_low_fidelity_is_rank_correlated_but_not_the_truth() -> None:
+    from scipy.stats import kendalltau
+
+    from engine.spaces import get_space
+
+    class TwoFidelity(RandomSearch):
+        fidelities = ("cheap", "expensive")
+        final_fidelity = "expensive"
+
+    space = get_space("nb201")
+    oracles = toy_oracles(TwoFidelity, space, seed=1)
+    archs = list(space.enumerate())[::25]
+    cheap = [e.objective for e in oracles["cheap"].evaluate(archs)]
+    truth = [e.objective for e in oracles["expensive"].evaluate(archs)]
+    tau = kendalltau(cheap, truth).statistic
+    assert 0.3 < tau < 0.95
+    assert oracles["cheap"].cost < oracles["expensive"].cost
+
+
+# -- broken strategies the suite must catch ----------------------------------------------------
+class _GlobalRng(RandomSearch):
+    """Draws from numpy's global generator: not reproducible from its seed."""
+
+    def _ask(self, n: int) -> list[Architecture]:
+        return [self.space.architecture([np.random.randint(d.n) for d in self.space.decisions]) for _ in range(n)]
+
+
+class _ForgetsState(Strategy):
+    """Keeps a counter it does not save."""
+
+    def __init__(self, space: Any, seed: int = 0) -> None:
+        super().__init__(space, seed)
+        self.count = 0
+
+    def _ask(self, n: int) -> list[Architecture]:
+        out = []
+        for _ in range(n):
+            self.count += 1
+            rng = np.random.default_rng([self.seed, self.count])
+            out.append(self.space.sample(rng))
+        return out
+
+
+class _AliasedState(Strategy):
+    """Hands out its live list in state_dict, so a snapshot changes after it was taken."""
+
+    def __init__(self, space: Any, seed: int = 0) -> None:
+        super().__init__(space, seed)
+        self.elite: list[Architecture] = []
+
+    def _ask(self, n: int) -> list[Architecture]:
+        if self.elite and self.rng.random() < 0.5:
+            return [self.space.mutate(self.elite[int(self.rng.integers(len(self.elite)))], self.rng) for _ in range(n)]
+        return [self.sample_new() for _ in range(n)]
+
+    def _tell(self, evaluations: Sequence[Evaluation]) -> None:
+        self.elite.extend(e.arch for e in evaluations if e.ok)
+
+    def _state_dict(self) -> dict[str, Any]:
+        return {"elite": self.elite}
+
+    def _load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.elite = state["elite"]
+
+
+class _Repeats(Strategy):
+    """Asks the same architecture forever: spends nothing, learns nothing."""
+
+    def _ask(self, n: int) -> list[Architecture]:
+        return [self.space.architecture([0] * len(self.space.decisions))]
+
+
+class _CrashesOnFailure(RandomSearch):
+    def _tell(self, evaluations: Sequence[Evaluation]) -> None:
+        _ = [float(e.objective) for e in evaluations]  # type: ignore[arg-type]
+
+
+class _WorseThanRandom(RandomSearch):
+    """Random search restricted to the cheapest option of every decision but one."""
+
+    def _ask(self, n: int) -> list[Architecture]:
+        out = []
+        for _ in range(n):
+            d = [0] * len(self.space.decisions)
+            d[0] = int(self.rng.integers(self.space.decisions[0].n))
+            arch = self.space.architecture(d)
+            if self.was_asked(arch) or arch in out:
+                break
+            out.append(arch)
+        return out
+
+
+class _NoDefaults(RandomSearch):
+    def __init__(self, space: Any, seed: int = 0, *, temperature: float) -> None:
+        super().__init__(space, seed)
+
+
+@pytest.mark.parametrize(
+    ("cls", "check", "message"),
+    [
+        (_GlobalRng, "determinism", "same seed asked different queries"),
+        (_ForgetsState, "state_roundtrip", "different sequence"),
+        (_AliasedState, "state_roundtrip", "in-memory"),
+        (_Repeats, "budget", "stalled"),
+        (_CrashesOnFailure, "failures", "crashed"),
+        (_WorseThanRandom, "beats_random", "does not beat random"),
+        (_NoDefaults, "contract", "defaults only"),
+    ],
+)
+def test_suite_catches_broken_strategies(cls: type[Strategy], check: str, message: str) -> None:
+    with pytest.raises(AssertionError, match=message):
+        CHECKS[check](cls, space="nb201")
