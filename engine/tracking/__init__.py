@@ -68,6 +68,47 @@ def hydra_job_info() -> dict[str, Any]:
     return info
 
 
+def swept_keys(sweep_dir: str) -> list[str]:
+    """The config keys a multirun sweeps over, read from the ``multirun.yaml`` Hydra writes first.
+
+    Command-line sweeps (``seed=0,1,2``) and ``hydra.sweeper.params`` (the
+    experiment presets) both count. Empty when the file is missing or unreadable.
+    """
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.is_file():
+        return []
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
+
+        conf = OmegaConf.load(path)
+        task = list(OmegaConf.select(conf, "hydra.overrides.task", default=[]) or [])
+        params = OmegaConf.select(conf, "hydra.sweeper.params", default=None) or {}
+        parsed = OverridesParser.create().parse_overrides([str(t) for t in task])
+        keys = [o.key_or_group for o in parsed if o.is_sweep_override()]
+        keys.extend(str(k).lstrip("+~") for k in params)
+        return list(dict.fromkeys(keys))
+    except Exception as exc:  # a run name is a nicety; never fail a job for it
+        _log.debug("cannot read the sweep's overrides from %s: %s", path, exc)
+        return []
+
+
+def run_name(info: Mapping[str, Any]) -> str | None:
+    """A run name from the values this job takes for the swept keys, e.g. ``strategy=random,seed=0``."""
+    if "sweep_dir" not in info:
+        return None
+    keys = swept_keys(info["sweep_dir"])
+    if keys:
+        values = {}
+        for o in info.get("overrides", []):
+            key, _, value = str(o).partition("=")
+            values[key.lstrip("+~")] = value
+        picked = [f"{k}={values[k]}" for k in keys if k in values]
+        if picked:
+            return ",".join(picked)
+    return info.get("override_dirname") or None
+
+
 def sweep_group(sweep_dir: str) -> str:
     """A W&B group name for a sweep directory: its path relative to the cwd when it is below it.
 
@@ -167,7 +208,7 @@ def open_tracking(
             raise ValueError(f"unknown tracker keys {unknown}; known: {sorted(_WANDB_KEYS)}")
         info = hydra_job_info()
         group = tracker_cfg.get("group") or (sweep_group(info["sweep_dir"]) if "sweep_dir" in info else None)
-        run_name = tracker_cfg.get("run_name") or info.get("override_dirname") or None
+        name_of_run = tracker_cfg.get("run_name") or run_name(info)
         config = {k: v for k, v in (_plain(cfg) or {}).items() if k != "hydra"}
         if info:
             config["hydra"] = {k: info[k] for k in ("overrides", "choices", "job_num") if k in info}
@@ -183,7 +224,7 @@ def open_tracking(
             project=str(tracker_cfg.get("project") or "nas-engine"),
             entity=tracker_cfg.get("entity"),
             group=group,
-            name=run_name,
+            name=name_of_run,
             tags=tags,
             artifacts=artifacts,
             log_table=bool(tracker_cfg.get("log_table", True)),

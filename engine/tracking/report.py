@@ -1,0 +1,590 @@
+"""``nas-report``: compare the jobs of a multirun in one Markdown table and a few plots.
+
+A sweep (``nas-search -m strategy=a,b seed=0,1,2``) leaves one directory per
+job with its ``journal.sqlite`` and ``summary.json``. The journal has every
+evaluation in order, so the report can answer "what would each strategy have
+picked after 25, 50, 100 evaluations" from one run at the largest budget: the
+pick is the best *objective* (e.g. ``val_acc``) so far, and the table shows the
+*reported* metric of that pick (e.g. ``test_acc``), which no strategy ever saw.
+
+Everything here is numpy and matplotlib (Agg, no display), so it runs on a
+cluster login node or in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.journal import Journal, JournalError
+from engine.types import Evaluation, Status
+
+_log = logging.getLogger("engine.report")
+_SKIP_DIRS = {"wandb", ".hydra", ".submitit", "report"}
+
+
+@dataclass
+class Job:
+    """One job of a sweep, read back from its output directory.
+
+    Attributes:
+        path: The job's output directory.
+        label: What distinguishes it from the other jobs except the seed (e.g. ``strategy=random``).
+        seed: Its seed.
+        evaluations: Oracle evaluations in journal order (cached and skipped ones left out).
+        final_fidelity: The fidelity whose best objective is the pick.
+        summary: Its ``summary.json`` (empty when missing).
+        overrides: Its Hydra overrides (``.hydra/overrides.yaml``).
+        config: The config stored in the journal.
+    """
+
+    path: Path
+    label: str
+    seed: int | None
+    evaluations: list[Evaluation]
+    final_fidelity: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def trajectory(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """Best objective so far and ``metric`` of that pick, after each evaluation (all fidelities count).
+
+        ``nan`` until the first successful evaluation at the final fidelity.
+        ``metric="objective"`` gives the objective itself.
+        """
+        n = len(self.evaluations)
+        best = np.full(n, np.nan)
+        pick = np.full(n, np.nan)
+        cur: Evaluation | None = None
+        for i, ev in enumerate(self.evaluations):
+            if ev.ok and ev.fidelity == self.final_fidelity and (cur is None or ev.objective > cur.objective):  # type: ignore[operator]
+                cur = ev
+            if cur is not None:
+                best[i] = cur.objective
+                pick[i] = metric_value(cur, metric)
+        return best, pick
+
+
+def metric_value(ev: Evaluation, metric: str) -> float:
+    """``metric`` of an evaluation: its objective, a reported metric or a visible one (``nan`` if absent)."""
+    if metric == "objective":
+        return float(ev.objective) if ev.objective is not None else math.nan
+    if metric in ev.reported:
+        return float(ev.reported[metric])
+    return float(ev.metrics.get(metric, math.nan))
+
+
+# -- reading a sweep -------------------------------------------------------------
+def find_job_dirs(root: Path) -> list[Path]:
+    """Directories under ``root`` (itself included) holding a journal, in natural order."""
+    found = []
+    for journal in root.rglob("journal.sqlite"):
+        if _SKIP_DIRS.isdisjoint(journal.relative_to(root).parts[:-1]):
+            found.append(journal.parent)
+
+    def key(p: Path) -> list[Any]:
+        return [(0, int(part)) if part.isdigit() else (1, part) for part in p.relative_to(root).parts]
+
+    return sorted(set(found), key=key)
+
+
+def _overrides(job_dir: Path) -> list[str]:
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    from omegaconf import OmegaConf
+
+    try:
+        return [str(o) for o in OmegaConf.load(path)]
+    except Exception as exc:
+        _log.warning("cannot read %s: %s", path, exc)
+        return []
+
+
+def load_job(job_dir: Path, journal_name: str = "journal.sqlite") -> Job | None:
+    """Read one job; ``None`` (with a warning) when its journal is in use or unreadable."""
+    summary_path = job_dir / "summary.json"
+    summary: dict[str, Any] = {}
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, ValueError) as exc:
+            _log.warning("ignoring unreadable %s: %s", summary_path, exc)
+    try:
+        with Journal(job_dir / journal_name) as journal:
+            config = journal.get_meta("config") or {}
+            evals = [ev for _, ev in journal.evaluations()]
+    except JournalError as exc:
+        _log.warning("skipping %s: %s", job_dir, exc)
+        return None
+    evals = [e for e in evals if not e.cached and e.status is not Status.SKIPPED]
+    fidelities = list(dict.fromkeys(e.fidelity for e in evals))
+    best = summary.get("best") or {}
+    final = best.get("fidelity") or ("default" if "default" in fidelities or not fidelities else fidelities[-1])
+    seed = summary.get("seed", config.get("seed"))
+    return Job(
+        path=job_dir,
+        label="",
+        seed=int(seed) if seed is not None else None,
+        evaluations=evals,
+        final_fidelity=final,
+        summary=summary,
+        overrides=_overrides(job_dir),
+        config=config,
+    )
+
+
+def label_jobs(jobs: Sequence[Job]) -> None:
+    """Label each job by the overrides that vary across the sweep, seed excluded.
+
+    Overrides common to every job (``budget.evaluations=100``) say nothing about
+    the difference between jobs, and the seed is what the statistics are over.
+    Jobs without Hydra overrides are labelled by their strategy's name.
+    """
+    parsed = [dict(o.split("=", 1) for o in j.overrides if "=" in o) for j in jobs]
+    keys = list(dict.fromkeys(k for p in parsed for k in p))
+    varying = [k for k in keys if k.lstrip("+~") != "seed" and len({p.get(k) for p in parsed}) > 1]
+    single = len(varying) == 1  # "random" reads better than "strategy=random"
+    for job, p in zip(jobs, parsed):
+        parts = [p[k] if single else f"{k.lstrip('+~')}={p[k]}" for k in varying if k in p]
+        strategy = job.summary.get("strategy") or (job.config.get("strategy") or {}).get("name") or "?"
+        job.label = ",".join(parts) if parts else str(strategy)
+
+
+def load_sweep(root: str | Path) -> list[Job]:
+    """Every readable job under ``root``, labelled.
+
+    Raises:
+        FileNotFoundError: when ``root`` is missing or holds no journal.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a directory")
+    dirs = find_job_dirs(root)
+    if not dirs:
+        raise FileNotFoundError(f"no journal.sqlite under {root}: is it the output directory of a nas-search run?")
+    jobs = [j for j in (load_job(d) for d in dirs) if j is not None]
+    label_jobs(jobs)
+    return jobs
+
+
+def default_metric(jobs: Sequence[Job]) -> str:
+    """The first report-only metric found (e.g. ``test_acc``), else the objective."""
+    for job in jobs:
+        for ev in job.evaluations:
+            if ev.reported:
+                return next(iter(ev.reported))
+    return "objective"
+
+
+def objective_name(jobs: Sequence[Job]) -> str:
+    """The name of the objective (``oracle.objective`` of the stored config), else ``objective``."""
+    for job in jobs:
+        oracle = job.config.get("oracle")
+        if isinstance(oracle, Mapping) and isinstance(oracle.get("objective"), str):
+            return str(oracle["objective"])
+    return "objective"
+
+
+def default_budgets(jobs: Sequence[Job]) -> list[int]:
+    """Round budgets up to the smallest job's length, and that length itself."""
+    lengths = [len(j.evaluations) for j in jobs if j.evaluations]
+    if not lengths:
+        return []
+    n = min(lengths)
+    steps = [b for b in (10, 25, 50, 100, 200, 500, 1000, 2000, 5000, 10000) if b < n]
+    return [*steps[-3:], n]
+
+
+# -- statistics ------------------------------------------------------------------
+def groups(jobs: Sequence[Job]) -> dict[str, list[Job]]:
+    """Jobs by label, in first-seen order."""
+    out: dict[str, list[Job]] = {}
+    for j in jobs:
+        out.setdefault(j.label, []).append(j)
+    return out
+
+
+def at_budget(values: np.ndarray, budget: int) -> float:
+    """The value after ``budget`` evaluations (the last one when the job stopped earlier)."""
+    if len(values) == 0:
+        return math.nan
+    return float(values[min(budget, len(values)) - 1])
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
+    """Mean, sample standard deviation and count of the finite values."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def _cell(values: Sequence[float], digits: int) -> str:
+    m, s, n = mean_std(values)
+    if n == 0:
+        return "-"
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def markdown_table(jobs: Sequence[Job], metric: str, budgets: Sequence[int], digits: int = 2) -> str:
+    """Per group: jobs, then mean ± std of ``metric`` of the pick at each budget, then of the final objective."""
+    header = ["", "jobs", *[f"{metric} @ {b}" for b in budgets], f"{objective_name(jobs)} (final)", "evaluations"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---:", *["---:"] * (len(header) - 2)]) + "|"]
+    for label, members in groups(jobs).items():
+        trajs = [j.trajectory(metric) for j in members]
+        cells = [_cell([at_budget(pick, b) for _, pick in trajs], digits) for b in budgets]
+        final = _cell([at_budget(best, len(best)) for best, _ in trajs], digits)
+        n_eval = _cell([float(len(j.evaluations)) for j in members], 0)
+        lines.append("| " + " | ".join([f"`{label}`", str(len(members)), *cells, final, n_eval]) + " |")
+    return "\n".join(lines)
+
+
+def confidence_band(matrix: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and a Student-t confidence interval per column, ignoring ``nan`` (no band with one value)."""
+    from scipy import stats
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = np.sum(np.isfinite(matrix), axis=0)
+        mean = np.full(matrix.shape[1], np.nan)
+        ok = n > 0
+        mean[ok] = np.nanmean(matrix[:, ok], axis=0)
+        half = np.zeros(matrix.shape[1])
+        two = n > 1
+        if np.any(two):
+            sd = np.nanstd(matrix[:, two], axis=0, ddof=1)
+            half[two] = stats.t.ppf(0.5 + level / 2, n[two] - 1) * sd / np.sqrt(n[two])
+    return mean, mean - half, mean + half
+
+
+def _padded(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Rows of different lengths as one matrix; a shorter job keeps its last value (it stopped with that pick)."""
+    width = max(len(r) for r in rows)
+    out = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+        if 0 < len(r) < width:
+            out[i, len(r):] = r[-1]
+    return out
+
+
+# -- plots -------------------------------------------------------------------------
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=120, layout="constrained")
+    return fig
+
+
+def _focus_ylim(ax: Any, curves: Sequence[np.ndarray], lows: Sequence[np.ndarray], highs: Sequence[np.ndarray]) -> None:
+    """Zoom on the part of the curves where strategies differ: after the first tenth of the run."""
+    vals_lo, vals_hi = [], []
+    for mean, lo, hi in zip(curves, lows, highs):
+        start = max(1, len(mean) // 10)
+        seg_lo, seg_hi = lo[start:], hi[start:]
+        seg_lo, seg_hi = seg_lo[np.isfinite(seg_lo)], seg_hi[np.isfinite(seg_hi)]
+        if len(seg_lo):
+            vals_lo.append(seg_lo.min())
+            vals_hi.append(seg_hi.max())
+    if vals_lo:
+        lo, hi = min(vals_lo), max(vals_hi)
+        pad = 0.08 * (hi - lo) if hi > lo else max(1e-3, abs(hi) * 0.01)
+        ax.set_ylim(lo - pad, hi + pad)
+
+
+def plot_best_so_far(jobs: Sequence[Job], metric: str, path: Path, level: float = 0.95) -> Path:
+    """Best objective so far and ``metric`` of the pick vs evaluations: mean and confidence band per group."""
+    import matplotlib
+
+    fig = _figure(12, 4.6)
+    axes = fig.subplots(1, 2)
+    colors = matplotlib.colormaps["tab10"]
+    objective = objective_name(jobs)
+    titles = [f"best {objective} so far", f"{metric} of the pick (best {objective} so far)"]
+    per_panel: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[], []]
+    for gi, (label, members) in enumerate(groups(jobs).items()):
+        trajs = [j.trajectory(metric) for j in members if j.evaluations]
+        if not trajs:
+            continue
+        for panel, ax in enumerate(axes):
+            mat = _padded([t[panel] for t in trajs])
+            mean, lo, hi = confidence_band(mat, level)
+            x = np.arange(1, mat.shape[1] + 1)
+            color = colors(gi % 10)
+            ax.plot(x, mean, color=color, lw=1.8, label=f"{label} (n={len(trajs)})")
+            ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+            per_panel[panel].append((mean, lo, hi))
+    for panel, ax in enumerate(axes):
+        ax.set_title(titles[panel], fontsize=11)
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel(objective if panel == 0 else metric)
+        ax.grid(True, alpha=0.3)
+        if per_panel[panel]:
+            means, lows, highs = zip(*per_panel[panel])
+            _focus_ylim(ax, means, lows, highs)
+    axes[1].legend(loc="lower right", fontsize=8, framealpha=0.9)
+    fig.suptitle(f"mean and {int(level * 100)}% confidence band over seeds", fontsize=10)
+    fig.savefig(path)
+    return path
+
+
+def fidelity_pairs(jobs: Sequence[Job]) -> dict[str, tuple[str, str, list[tuple[str, float, float]]]]:
+    """Per group: (cheap fidelity, final fidelity, [(arch, cheap objective, final objective)]) for archs at both.
+
+    Repeated evaluations of one architecture (several seeds) are averaged.
+    """
+    out: dict[str, tuple[str, str, list[tuple[str, float, float]]]] = {}
+    for label, members in groups(jobs).items():
+        final = members[0].final_fidelity
+        cheap_names = [f for j in members for e in j.evaluations if (f := e.fidelity) != final]
+        if not cheap_names:
+            continue
+        cheap = max(set(cheap_names), key=cheap_names.count)
+        a: dict[str, list[float]] = {}
+        b: dict[str, list[float]] = {}
+        for j in members:
+            for e in j.evaluations:
+                if e.ok and e.fidelity == cheap:
+                    a.setdefault(e.arch.string, []).append(float(e.objective))  # type: ignore[arg-type]
+                elif e.ok and e.fidelity == final:
+                    b.setdefault(e.arch.string, []).append(float(e.objective))  # type: ignore[arg-type]
+        both = [(k, float(np.mean(a[k])), float(np.mean(b[k]))) for k in a if k in b]
+        if both:
+            out[label] = (cheap, final, both)
+    return out
+
+
+def gap_json_pairs(root: Path) -> dict[str, tuple[str, str, list[tuple[str, float, float]]]]:
+    """Pairs from ``gap.json`` files of ``nas-gap`` under ``root``.
+
+    Reads ``{"cheap": {arch: score}, "expensive": {arch: score or [scores]}}``
+    (the input of :func:`engine.gap.measure_gap`), possibly under a ``scores`` key,
+    or ``{"points": [{"arch", "cheap", "expensive"}]}``. Other shapes are skipped.
+    """
+    out: dict[str, tuple[str, str, list[tuple[str, float, float]]]] = {}
+    for path in sorted(root.rglob("gap.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        data = data.get("scores", data) if isinstance(data, Mapping) else data
+        pts: list[tuple[str, float, float]] = []
+        if isinstance(data, Mapping) and isinstance(data.get("cheap"), Mapping) and isinstance(
+            data.get("expensive"), Mapping
+        ):
+            for k, c in data["cheap"].items():
+                e = data["expensive"].get(k)
+                if e is None:
+                    continue
+                e_val = float(np.mean(e)) if isinstance(e, (list, tuple)) else float(e)
+                pts.append((k, float(c), e_val))
+        elif isinstance(data, Mapping) and isinstance(data.get("points"), list):
+            for p in data["points"]:
+                if isinstance(p, Mapping) and "cheap" in p and "expensive" in p:
+                    e = p["expensive"]
+                    e_val = float(np.mean(e)) if isinstance(e, (list, tuple)) else float(e)
+                    pts.append((str(p.get("arch", "")), float(p["cheap"]), e_val))
+        pts = [p for p in pts if math.isfinite(p[1]) and math.isfinite(p[2])]
+        if pts:
+            out[str(path.parent.relative_to(root)) or "gap"] = ("supernet", "stand-alone", pts)
+    return out
+
+
+def plot_gap(pairs: Mapping[str, tuple[str, str, list[tuple[str, float, float]]]], path: Path) -> Path:
+    """Cheap (supernet) vs final (stand-alone) objective per architecture, Kendall tau in each title."""
+    from engine.gap import kendall_tau
+
+    n = len(pairs)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig = _figure(4.4 * cols, 4.0 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax, (label, (cheap, final, pts)) in zip(axes, pairs.items()):
+        x = np.array([p[1] for p in pts])
+        y = np.array([p[2] for p in pts])
+        tau = kendall_tau(x, y) if len(pts) >= 3 else math.nan
+        ax.scatter(x, y, s=14, alpha=0.7, edgecolors="none")
+        best = int(np.argmax(x))
+        ax.scatter([x[best]], [y[best]], s=60, facecolors="none", edgecolors="red", label="cheap pick")
+        ax.set_xlabel(f"{cheap} objective")
+        ax.set_ylabel(f"{final} objective")
+        ax.set_title(f"{label}\nn={len(pts)}, Kendall tau={tau:.3f}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.savefig(path)
+    return path
+
+
+def pareto_fronts(jobs: Sequence[Job]) -> dict[str, tuple[list[tuple[str, str]], list[list[dict[str, Any]]]]]:
+    """Per group: the objectives ``[(metric, "max"|"min")]`` and each job's reported front (``summary.json``)."""
+    from engine.tracking.wandb_tracker import normalise_front
+
+    out: dict[str, tuple[list[tuple[str, str]], list[list[dict[str, Any]]]]] = {}
+    for label, members in groups(jobs).items():
+        for j in members:
+            report = j.summary.get(str(j.summary.get("strategy")))
+            if not isinstance(report, Mapping) or not report.get("pareto_front"):
+                continue
+            objectives = [
+                (str(o.get("metric")), str(o.get("direction", "max")))
+                for o in report.get("objectives") or []
+                if isinstance(o, Mapping)
+            ]
+            front = normalise_front(report["pareto_front"])
+            if len(objectives) < 2 and front:
+                names = [k for k in front[0] if k != "arch"]
+                objectives = [(names[0], "max"), (names[1], "min")] if len(names) >= 2 else []
+            if len(objectives) >= 2:
+                entry = out.setdefault(label, (objectives, []))
+                entry[1].append(front)
+    return out
+
+
+def plot_pareto(fronts: Mapping[str, tuple[list[tuple[str, str]], list[list[dict[str, Any]]]]], path: Path) -> Path:
+    """The first two objectives of every job's Pareto front, one colour per group, as staircases."""
+    import matplotlib
+
+    fig = _figure(7.5, 5.2)
+    ax = fig.subplots()
+    colors = matplotlib.colormaps["tab10"]
+    axis_names: tuple[str, str] | None = None
+    for gi, (label, (objectives, job_fronts)) in enumerate(fronts.items()):
+        (mx, dx), (my, dy) = objectives[0], objectives[1]
+        axis_names = axis_names or (f"{mx} ({dx})", f"{my} ({dy})")
+        for k, front in enumerate(job_fronts):
+            pts = sorted((float(r[mx]), float(r[my])) for r in front if mx in r and my in r)
+            if not pts:
+                continue
+            x, y = zip(*pts)
+            ax.step(x, y, where="post", color=colors(gi % 10), alpha=0.55, lw=1.2,
+                    label=f"{label} (n={len(job_fronts)})" if k == 0 else None)
+            ax.scatter(x, y, color=colors(gi % 10), s=12, alpha=0.8)
+    if axis_names:
+        ax.set_xlabel(axis_names[0])
+        ax.set_ylabel(axis_names[1])
+    ax.set_title("Pareto fronts (one staircase per job)", fontsize=11)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path)
+    return path
+
+
+# -- the report ----------------------------------------------------------------------
+def write_report(
+    root: str | Path,
+    out_dir: str | Path | None = None,
+    metric: str | None = None,
+    budgets: Sequence[int] | None = None,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Aggregate the sweep under ``root``: ``report.md`` and PNG plots in ``out_dir`` (default ``root/report``).
+
+    Returns:
+        ``{"markdown": text, "files": [paths], "jobs": n}``.
+
+    Raises:
+        FileNotFoundError: when ``root`` holds no readable job.
+        ValueError: for a bad budget or confidence level.
+    """
+    root = Path(root)
+    if budgets is not None and any(isinstance(b, bool) or int(b) < 1 for b in budgets):
+        raise ValueError(f"budgets must be positive integers, got {list(budgets)}")
+    if not 0 < level < 1:
+        raise ValueError(f"the confidence level must be in (0, 1), got {level}")
+    jobs = load_sweep(root)
+    if not jobs:
+        raise FileNotFoundError(f"no readable job under {root} (journals in use by running searches?)")
+    out = Path(out_dir) if out_dir is not None else root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    metric = metric or default_metric(jobs)
+    budgets = sorted({int(b) for b in budgets}) if budgets else default_budgets(jobs)
+    files: list[Path] = []
+    lines = [
+        f"# Sweep report: {root}",
+        "",
+        f"{len(jobs)} jobs in {len(groups(jobs))} groups. The pick after *b* evaluations is the architecture with"
+        f" the best `{objective_name(jobs)}` among the first *b*; cells are mean ± std over seeds of its `{metric}`.",
+        "",
+        markdown_table(jobs, metric, budgets),
+        "",
+    ]
+    if any(j.evaluations for j in jobs):
+        files.append(plot_best_so_far(jobs, metric, out / "best_so_far.png", level))
+        lines += [f"![best so far]({files[-1].name})", ""]
+    pairs = {**fidelity_pairs(jobs), **gap_json_pairs(root)}
+    if pairs:
+        from engine.gap import kendall_tau
+
+        files.append(plot_gap(pairs, out / "gap_scatter.png"))
+        lines += ["## Cheap vs final fidelity", "", "| | cheap | final | architectures | Kendall tau |",
+                  "|---|---|---|---:|---:|"]
+        for label, (cheap, final, pts) in pairs.items():
+            tau = kendall_tau([p[1] for p in pts], [p[2] for p in pts]) if len(pts) >= 3 else math.nan
+            lines.append(f"| `{label}` | {cheap} | {final} | {len(pts)} | {tau:.3f} |")
+        lines += ["", f"![gap]({files[-1].name})", ""]
+    fronts = pareto_fronts(jobs)
+    if fronts:
+        files.append(plot_pareto(fronts, out / "pareto.png"))
+        lines += ["## Pareto fronts", ""]
+        for label, (_, job_fronts) in fronts.items():
+            hv = [
+                float(j.summary[j.summary["strategy"]].get("hypervolume") or math.nan)
+                for j in groups(jobs)[label]
+                if isinstance(j.summary.get(str(j.summary.get("strategy"))), Mapping)
+            ]
+            lines.append(f"- `{label}`: front sizes {[len(f) for f in job_fronts]}, hypervolume {_cell(hv, 4)}")
+        lines += ["", f"![pareto]({files[-1].name})", ""]
+    text = "\n".join(lines)
+    md = out / "report.md"
+    md.write_text(text)
+    files.insert(0, md)
+    return {"markdown": text, "files": [str(f) for f in files], "jobs": len(jobs)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``nas-report``."""
+    parser = argparse.ArgumentParser(
+        prog="nas-report",
+        description="Aggregate a nas-search multirun: Markdown table and PNG plots per strategy.",
+    )
+    parser.add_argument("sweep_dir", help="the multirun directory (or one run's output directory)")
+    parser.add_argument("--out", default=None, help="where report.md and the PNGs go (default: <sweep_dir>/report)")
+    parser.add_argument("--metric", default=None,
+                        help="metric of the pick in the table (default: the first report-only metric, e.g. test_acc;"
+                             " 'objective' for the objective)")
+    parser.add_argument("--budgets", default=None,
+                        help="comma-separated evaluation counts for the table (default: round numbers up to the run)")
+    parser.add_argument("--level", type=float, default=0.95, help="confidence level of the bands (default 0.95)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    budgets = None
+    if args.budgets:
+        try:
+            budgets = [int(b) for b in args.budgets.split(",") if b.strip()]
+        except ValueError:
+            parser.error(f"--budgets must be comma-separated integers, got {args.budgets!r}")
+    try:
+        result = write_report(args.sweep_dir, args.out, args.metric, budgets, args.level)
+    except (FileNotFoundError, ValueError) as exc:
+        sys.stderr.write(f"nas-report: {exc}\n")
+        return 2
+    sys.stdout.write(result["markdown"] + "\n\n")
+    for f in result["files"]:
+        sys.stdout.write(f"wrote {f}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
