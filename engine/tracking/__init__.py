@@ -23,6 +23,7 @@ __all__ = [
     "SearchProgress",
     "TrackingSession",
     "WandbTracker",
+    "exit_code",
     "hydra_job_info",
     "open_tracking",
     "progress_iter",
@@ -123,6 +124,17 @@ def sweep_group(sweep_dir: str) -> str:
     return text[-128:]
 
 
+def exit_code(error: BaseException | None) -> int:
+    """The exit code a job ends with: 0, 130 for Ctrl-C, ``SystemExit``'s own code, else 1."""
+    if error is None:
+        return 0
+    if isinstance(error, KeyboardInterrupt):
+        return 130
+    if isinstance(error, SystemExit):
+        return error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
+    return 1
+
+
 class TrackingSession:
     """The trackers and progress display of one job, finished when the job ends however it ends.
 
@@ -152,15 +164,14 @@ class TrackingSession:
     def close(self, error: BaseException | None = None) -> None:
         """Close the progress display and finish the W&B run (exit code from ``error``)."""
         if self.progress is not None:
-            self.progress.close("failed" if error is not None else "")
+            self.progress.close("failed" if exit_code(error) != 0 else "")
         if self.tracker is not None:
-            if error is not None and self.tracker.run is not None:
+            if exit_code(error) != 0 and self.tracker.run is not None:
                 try:
                     self.tracker.update_summary({"error": f"{type(error).__name__}: {error}"[:1000]})
                 except Exception as exc:
                     _log.warning("could not record the error in the W&B run: %s", exc)
-            code = 0 if error is None else 130 if isinstance(error, KeyboardInterrupt) else 1
-            self.tracker.finish(code)
+            self.tracker.finish(exit_code(error))
 
     def log_outputs(self, summary: Mapping[str, Any] | None = None) -> None:
         """At the job's end: log the output files (``summary.json``, checkpoints) as artifacts."""
