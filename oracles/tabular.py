@@ -39,6 +39,9 @@ def _read_table(path: str, mtime: float) -> tuple[list[str], list[dict[str, str]
         return list(reader.fieldnames), list(reader)
 
 
+_PARSED: dict[tuple[object, ...], dict[tuple[int, ...], dict[str, float]]] = {}
+
+
 def load_table(
     space: SearchSpace,
     path: str | os.PathLike[str],
@@ -55,9 +58,12 @@ def load_table(
     if not p.is_file():
         raise ValueError(f"table file not found: {p}")
     try:
-        header, rows = _read_table(str(p.resolve()), p.stat().st_mtime)
+        key = (str(p.resolve()), p.stat().st_mtime, type(space), space.decisions, arch_column, tuple(columns))
+        header, rows = _read_table(key[0], key[1])
     except (OSError, UnicodeDecodeError, csv.Error, EOFError, gzip.BadGzipFile) as exc:
         raise ValueError(f"cannot read table {p}: {exc}") from None
+    if key in _PARSED:  # parsing 15,625 architecture strings dominates building an oracle
+        return dict(_PARSED[key])
     for col in [arch_column, *columns]:
         if col not in header:
             raise ValueError(f"table {p} has no column {col!r}; columns are {header}")
@@ -78,7 +84,10 @@ def load_table(
         table[arch.decisions] = values
     if not table:
         raise ValueError(f"table {p} has no rows")
-    return table
+    if len(_PARSED) >= 8:
+        _PARSED.clear()
+    _PARSED[key] = table
+    return dict(table)
 
 
 class TabularOracle(BaseOracle):
