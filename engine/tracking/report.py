@@ -250,10 +250,31 @@ def markdown_table(jobs: Sequence[Job], metric: str, budgets: Sequence[int], dig
     return "\n".join(lines)
 
 
-def confidence_band(matrix: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and a Student-t confidence interval per column, ignoring ``nan`` (no band with one value)."""
+BANDS = ("sem", "ci", "std")
+
+
+def band_label(band: str, level: float = 0.95) -> str:
+    """How a band is described in plot titles."""
+    return {"sem": "± 1 standard error", "std": "± 1 standard deviation"}.get(
+        band, f"{level:.0%} Student-t confidence interval"
+    )
+
+
+def confidence_band(
+    matrix: np.ndarray, band: str = "sem", level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and band per column over the rows (seeds), ignoring ``nan``; no band with one value.
+
+    Args:
+        matrix: One row per seed, one column per evaluation count.
+        band: ``sem`` (standard error), ``std`` or ``ci`` (Student-t interval at
+            ``level``; very wide with two or three seeds, hence not the default).
+        level: Confidence level of ``ci``.
+    """
     from scipy import stats
 
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
     with np.errstate(invalid="ignore", divide="ignore"):
         n = np.sum(np.isfinite(matrix), axis=0)
         mean = np.full(matrix.shape[1], np.nan)
@@ -263,7 +284,12 @@ def confidence_band(matrix: np.ndarray, level: float = 0.95) -> tuple[np.ndarray
         two = n > 1
         if np.any(two):
             sd = np.nanstd(matrix[:, two], axis=0, ddof=1)
-            half[two] = stats.t.ppf(0.5 + level / 2, n[two] - 1) * sd / np.sqrt(n[two])
+            if band == "std":
+                half[two] = sd
+            elif band == "sem":
+                half[two] = sd / np.sqrt(n[two])
+            else:
+                half[two] = stats.t.ppf(0.5 + level / 2, n[two] - 1) * sd / np.sqrt(n[two])
     return mean, mean - half, mean + half
 
 
@@ -287,22 +313,32 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _focus_ylim(ax: Any, curves: Sequence[np.ndarray], lows: Sequence[np.ndarray], highs: Sequence[np.ndarray]) -> None:
-    """Zoom on the part of the curves where strategies differ: after the first tenth of the run."""
-    vals_lo, vals_hi = [], []
+    """Zoom on the mean curves after the first tenth of the run, where strategies differ.
+
+    Bands may reach up to half the spread of the means beyond it; wider bands
+    (few seeds) are cut rather than squashing the curves into a flat line.
+    """
+    m_lo, m_hi, b_lo, b_hi = [], [], [], []
     for mean, lo, hi in zip(curves, lows, highs):
         start = max(1, len(mean) // 10)
-        seg_lo, seg_hi = lo[start:], hi[start:]
-        seg_lo, seg_hi = seg_lo[np.isfinite(seg_lo)], seg_hi[np.isfinite(seg_hi)]
-        if len(seg_lo):
-            vals_lo.append(seg_lo.min())
-            vals_hi.append(seg_hi.max())
-    if vals_lo:
-        lo, hi = min(vals_lo), max(vals_hi)
-        pad = 0.08 * (hi - lo) if hi > lo else max(1e-3, abs(hi) * 0.01)
-        ax.set_ylim(lo - pad, hi + pad)
+        seg = mean[start:]
+        ok = np.isfinite(seg)
+        if ok.any():
+            m_lo.append(seg[ok].min())
+            m_hi.append(seg[ok].max())
+            b_lo.append(np.nanmin(lo[start:][ok]))
+            b_hi.append(np.nanmax(hi[start:][ok]))
+    if not m_lo:
+        return
+    lo_m, hi_m = min(m_lo), max(m_hi)
+    spread = hi_m - lo_m if hi_m > lo_m else max(1e-3, abs(hi_m) * 0.01)
+    lo = max(min(b_lo), lo_m - 0.5 * spread)
+    hi = min(max(b_hi), hi_m + 0.5 * spread)
+    pad = 0.05 * (hi - lo)
+    ax.set_ylim(lo - pad, hi + pad)
 
 
-def plot_best_so_far(jobs: Sequence[Job], metric: str, path: Path, level: float = 0.95) -> Path:
+def plot_best_so_far(jobs: Sequence[Job], metric: str, path: Path, band: str = "sem", level: float = 0.95) -> Path:
     """Best objective so far and ``metric`` of the pick vs evaluations: mean and confidence band per group."""
     import matplotlib
 
@@ -318,7 +354,7 @@ def plot_best_so_far(jobs: Sequence[Job], metric: str, path: Path, level: float 
             continue
         for panel, ax in enumerate(axes):
             mat = _padded([t[panel] for t in trajs])
-            mean, lo, hi = confidence_band(mat, level)
+            mean, lo, hi = confidence_band(mat, band, level)
             x = np.arange(1, mat.shape[1] + 1)
             color = colors(gi % 10)
             ax.plot(x, mean, color=color, lw=1.8, label=f"{label} (n={len(trajs)})")
@@ -333,7 +369,7 @@ def plot_best_so_far(jobs: Sequence[Job], metric: str, path: Path, level: float 
             means, lows, highs = zip(*per_panel[panel])
             _focus_ylim(ax, means, lows, highs)
     axes[1].legend(loc="lower right", fontsize=8, framealpha=0.9)
-    fig.suptitle(f"mean and {int(level * 100)}% confidence band over seeds", fontsize=10)
+    fig.suptitle(f"mean over seeds, band: {band_label(band, level)}", fontsize=10)
     fig.savefig(path)
     return path
 
@@ -487,6 +523,7 @@ def write_report(
     out_dir: str | Path | None = None,
     metric: str | None = None,
     budgets: Sequence[int] | None = None,
+    band: str = "sem",
     level: float = 0.95,
 ) -> dict[str, Any]:
     """Aggregate the sweep under ``root``: ``report.md`` and PNG plots in ``out_dir`` (default ``root/report``).
@@ -501,6 +538,8 @@ def write_report(
     root = Path(root)
     if budgets is not None and any(isinstance(b, bool) or int(b) < 1 for b in budgets):
         raise ValueError(f"budgets must be positive integers, got {list(budgets)}")
+    if band not in BANDS:
+        raise ValueError(f"the band must be one of {', '.join(BANDS)}, got {band!r}")
     if not 0 < level < 1:
         raise ValueError(f"the confidence level must be in (0, 1), got {level}")
     jobs = load_sweep(root)
@@ -521,7 +560,7 @@ def write_report(
         "",
     ]
     if any(j.evaluations for j in jobs):
-        files.append(plot_best_so_far(jobs, metric, out / "best_so_far.png", level))
+        files.append(plot_best_so_far(jobs, metric, out / "best_so_far.png", band, level))
         lines += [f"![best so far]({files[-1].name})", ""]
     pairs = {**fidelity_pairs(jobs), **gap_json_pairs(root)}
     if pairs:
@@ -566,7 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              " 'objective' for the objective)")
     parser.add_argument("--budgets", default=None,
                         help="comma-separated evaluation counts for the table (default: round numbers up to the run)")
-    parser.add_argument("--level", type=float, default=0.95, help="confidence level of the bands (default 0.95)")
+    parser.add_argument("--band", choices=BANDS, default="sem",
+                        help="band around the mean curves: standard error (default), std, or Student-t interval")
+    parser.add_argument("--level", type=float, default=0.95, help="confidence level of --band ci (default 0.95)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     budgets = None
@@ -576,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError:
             parser.error(f"--budgets must be comma-separated integers, got {args.budgets!r}")
     try:
-        result = write_report(args.sweep_dir, args.out, args.metric, budgets, args.level)
+        result = write_report(args.sweep_dir, args.out, args.metric, budgets, args.band, args.level)
     except (FileNotFoundError, ValueError) as exc:
         sys.stderr.write(f"nas-report: {exc}\n")
         return 2
