@@ -334,7 +334,7 @@ def _focus_ylim(ax: Any, curves: Sequence[np.ndarray], lows: Sequence[np.ndarray
     spread = hi_m - lo_m if hi_m > lo_m else max(1e-3, abs(hi_m) * 0.01)
     lo = max(min(b_lo), lo_m - 0.5 * spread)
     hi = min(max(b_hi), hi_m + 0.5 * spread)
-    pad = 0.05 * (hi - lo)
+    pad = 0.05 * (hi - lo) if hi > lo else 0.5 * spread
     ax.set_ylim(lo - pad, hi + pad)
 
 
@@ -452,8 +452,8 @@ def plot_gap(pairs: Mapping[str, tuple[str, str, list[tuple[str, float, float]]]
         ax.scatter(x, y, s=14, alpha=0.7, edgecolors="none")
         best = int(np.argmax(x))
         ax.scatter([x[best]], [y[best]], s=60, facecolors="none", edgecolors="red", label="cheap pick")
-        ax.set_xlabel(f"{cheap} objective")
-        ax.set_ylabel(f"{final} objective")
+        ax.set_xlabel(f"{cheap} objective (cheap)")
+        ax.set_ylabel(f"{final} objective (final)")
         ax.set_title(f"{label}\nn={len(pts)}, Kendall tau={tau:.3f}", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
@@ -504,7 +504,8 @@ def plot_pareto(fronts: Mapping[str, tuple[list[tuple[str, str]], list[list[dict
             if not pts:
                 continue
             x, y = zip(*pts)
-            ax.step(x, y, where="post", color=colors(gi % 10), alpha=0.55, lw=1.2,
+            # The attainment staircase: at each x, the best y reachable by a point at least as good in x.
+            ax.step(x, y, where="pre" if dx == "max" else "post", color=colors(gi % 10), alpha=0.55, lw=1.2,
                     label=f"{label} (n={len(job_fronts)})" if k == 0 else None)
             ax.scatter(x, y, color=colors(gi % 10), s=12, alpha=0.8)
     if axis_names:

@@ -1,0 +1,175 @@
+"""``nas-report`` on sweeps whose numbers are known: table statistics, gap scatter, Pareto fronts, bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine.gap import kendall_tau
+from engine.journal import Journal
+from engine.spaces import get_space
+from engine.tracking.report import confidence_band, load_sweep, main, write_report
+from engine.types import Evaluation, Status
+
+SPACE = get_space("nb201")
+ARCHS = list(SPACE.enumerate())[:200]
+
+
+def make_job(
+    root: Path,
+    num: int,
+    strategy: str,
+    seed: int,
+    rows: Sequence[tuple[str, float, float]],
+    summary_extra: dict[str, Any] | None = None,
+    start: int = 0,
+) -> Path:
+    """A job directory as a sweep leaves it; ``rows`` are ``(fidelity, objective, test_acc)`` in order."""
+    job = root / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(
+        f"- strategy={strategy}\n- seed={seed}\n- budget.evaluations={len(rows)}\n"
+    )
+    evals = [
+        Evaluation(arch=ARCHS[start + i], fidelity=f, objective=o, metrics={"val_acc": o}, reported={"test_acc": t})
+        for i, (f, o, t) in enumerate(rows)
+    ]
+    with Journal(job / "journal.sqlite") as j:
+        j.set_meta("config", {"seed": seed, "strategy": {"name": strategy}, "oracle": {"objective": "val_acc"}})
+        j.append(evals)
+        # A cached repeat and a failure: neither may count as an evaluation of the pick.
+        j.append([
+            Evaluation(arch=ARCHS[start], objective=99.0, metrics={"val_acc": 99.0}, cached=True),
+            Evaluation.failure(ARCHS[start + len(rows)], "default", "RuntimeError: boom"),
+        ])
+    final = [e for e in evals if e.fidelity == "default"]
+    best = max(final, key=lambda e: e.objective or 0) if final else None
+    summary: dict[str, Any] = {"strategy": strategy, "seed": seed, "evaluations": len(rows) + 1, "best": None}
+    if best is not None:
+        summary["best"] = {"arch": best.arch.string, "fidelity": "default", "objective": best.objective,
+                           "metrics": {"test_acc": best.reported["test_acc"]}}
+    summary.update(summary_extra or {})
+    (job / "summary.json").write_text(json.dumps(summary))
+    return job
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """Two strategies x three seeds; the pick's test_acc after 2 and 4 evaluations is known by construction."""
+    root = tmp_path / "sweep"
+    n = 0
+    for strategy, base in (("alpha", 90.0), ("beta", 80.0)):
+        for seed in range(3):
+            rows = [
+                ("default", 50.0, 1.0),
+                ("default", 60.0, base + seed),  # the pick after 2 and 3 evaluations
+                ("default", 55.0, 7.0),
+                ("default", 70.0, base + 2 * seed),  # the pick after 4
+            ]
+            make_job(root, n, strategy, seed, rows)
+            n += 1
+    return root
+
+
+def test_table_has_mean_and_std_of_the_picks_metric_per_budget(sweep: Path) -> None:
+    result = write_report(sweep, budgets=[2, 4])
+    md = result["markdown"]
+    assert result["jobs"] == 6
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in md.splitlines() if line.startswith("| `")}
+    # alpha: picks 90, 91, 92 after 2; 90, 92, 94 after 4. beta: 80.. (std of 0,1,2 is 1; of 0,2,4 is 2).
+    assert rows["`alpha`"] == ["3", "91.00 ± 1.00", "92.00 ± 2.00", "70.00 ± 0.00", "5 ± 0"]
+    assert rows["`beta`"][1:3] == ["81.00 ± 1.00", "82.00 ± 2.00"]
+    assert "test_acc @ 2" in md and "val_acc (final)" in md
+    for f in result["files"]:
+        assert Path(f).stat().st_size > 0
+    assert (sweep / "report" / "best_so_far.png").is_file()
+    assert not (sweep / "report" / "gap_scatter.png").exists()
+
+
+def test_labels_ignore_common_overrides_and_seed(sweep: Path) -> None:
+    jobs = load_sweep(sweep)
+    assert sorted({j.label for j in jobs}) == ["alpha", "beta"]
+    assert sorted(j.seed for j in jobs if j.label == "alpha") == [0, 1, 2]
+    assert all(len(j.evaluations) == 5 for j in jobs)  # cached repeat left out, failure kept
+
+
+def test_confidence_band_kinds() -> None:
+    m = np.array([[1.0, 2.0], [3.0, np.nan]])
+    mean, lo, hi = confidence_band(m, "sem")
+    assert mean.tolist() == [2.0, 2.0]
+    assert (hi - mean)[0] == pytest.approx(np.std([1, 3], ddof=1) / np.sqrt(2))
+    assert (hi - mean)[1] == 0.0  # one value: no band
+    _, lo_ci, _ = confidence_band(m, "ci")
+    assert lo_ci[0] < lo[0]
+    with pytest.raises(ValueError, match="band"):
+        confidence_band(m, "iqr")
+
+
+def test_two_fidelities_give_a_gap_scatter_with_kendall_tau(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    rng = np.random.default_rng(0)
+    cheap = rng.uniform(40, 60, 12)
+    final = cheap + rng.normal(0, 4, 12)
+    for seed in range(2):
+        # Architectures 0..11 at the cheap fidelity, then the same ones at the final fidelity.
+        job = make_job(root, seed, "gap_aware", seed, [("supernet", float(c), 0.0) for c in cheap])
+        with Journal(job / "journal.sqlite") as j:
+            j.append([Evaluation(arch=ARCHS[i], objective=float(f), metrics={"val_acc": float(f)},
+                                 reported={"test_acc": float(f)}) for i, f in enumerate(final)])
+    result = write_report(root)
+    assert (root / "report" / "gap_scatter.png").is_file()
+    tau = kendall_tau(cheap, final)
+    assert f"| 12 | {tau:.3f} |" in result["markdown"]
+
+
+def test_pareto_fronts_from_summary(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    for seed in range(2):
+        front = [{"arch": ARCHS[i].string, "val_acc": 80.0 + 3 * i + seed, "latency_ms_raspi4": 10.0 + 5 * i}
+                 for i in range(4)]
+        report = {"objectives": [{"metric": "val_acc", "direction": "max"},
+                                 {"metric": "latency_ms_raspi4", "direction": "min"}],
+                  "hypervolume": 100.0 + seed, "pareto_front": front}
+        make_job(root, seed, "nsga2", seed, [("default", 80.0, 90.0), ("default", 85.0, 91.0)],
+                 summary_extra={"nsga2": report})
+    result = write_report(root)
+    assert (root / "report" / "pareto.png").is_file()
+    assert "front sizes [4, 4], hypervolume 100.5000 ± 0.7071" in result["markdown"]
+
+
+def test_a_running_job_is_skipped_with_a_warning(sweep: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="engine.report")
+    with Journal(sweep / "0" / "journal.sqlite"):
+        result = write_report(sweep)
+    assert result["jobs"] == 5
+    assert any("in use" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str], sweep: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    assert "no journal.sqlite under" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(sweep), "--budgets", "ten"])
+    assert main([str(sweep), "--budgets", "0"]) == 2
+    assert main([str(sweep), "--out", str(tmp_path / "r"), "--metric", "objective", "--band", "ci"]) == 0
+    out = capsys.readouterr().out
+    assert "objective @ 5" in out and (tmp_path / "r" / "report.md").is_file()
+
+
+def test_skipped_rows_are_not_evaluations(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    job = make_job(root, 0, "alpha", 0, [("default", 1.0, 2.0)])
+    with Journal(job / "journal.sqlite") as j:
+        j.append([Evaluation(arch=ARCHS[50], status=Status.SKIPPED, error="budget spent")])
+    (job_read,) = load_sweep(root)
+    assert len(job_read.evaluations) == 2
