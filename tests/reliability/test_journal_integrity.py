@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, run_cli
+from conftest import cli_env
 
 from engine.journal import Journal, JournalError
 from engine.runner import run_search
@@ -111,29 +111,25 @@ def test_garbled_row_is_reported_with_its_id(
 
 
 @pytest.mark.slow
-def test_second_search_on_a_journal_in_use_is_refused(tmp_path: Path) -> None:
+def test_second_search_on_a_journal_in_use_is_refused(tmp_path: Path, make_cfg) -> None:
+    """A real ``nas-search`` process holds the journal; a search in this process is refused."""
     run_dir = tmp_path / "run"
-    args = [
-        "oracle=faulty", "oracle.delay_seconds=0.1", "budget.evaluations=200", "resume=true",
-        f"hydra.run.dir={run_dir}",
-    ]
+    args = ["oracle=faulty", "oracle.delay_seconds=0.1", "budget.evaluations=200", "resume=true"]
     first = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", *args], cwd=tmp_path, env=cli_env(),
+        [sys.executable, "-m", "engine.cli", *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=cli_env(),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         journal = run_dir / "journal.sqlite"
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while not journal.exists() and time.monotonic() < deadline and first.poll() is None:
             time.sleep(0.05)
         assert journal.exists() and first.poll() is None
-        second = run_cli(args, tmp_path)
+        with pytest.raises(JournalError) as info:
+            run_search(make_cfg(*args), run_dir)
+        message = str(info.value)
+        assert "in use by another search" in message and str(journal) in message and "\n" not in message
         assert first.poll() is None, "the first search must still be running"
-        assert second.returncode == 2
-        output = second.stdout + second.stderr
-        errors = [line for line in output.splitlines() if "ERROR" in line]
-        assert len(errors) == 1 and "in use by another search" in errors[0] and str(journal) in errors[0]
-        assert "Traceback" not in output
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
