@@ -1,0 +1,322 @@
+"""Stand-alone oracle: trains each architecture from scratch and reports its validation accuracy.
+
+This is the ground truth a supernet's inherited accuracy is judged against. API:
+
+- :class:`StandaloneOracle` ``(space, dataset, epochs, optimizer, lr, schedule, batch_size,
+  weight_decay, seed, model, executor, device, hardware)``: ``evaluate(archs)`` trains one
+  network per architecture. ``objective`` and ``metrics['val_acc']`` are validation accuracy
+  (a fraction in [0, 1]); metrics also hold ``val_loss``, ``train_loss`` (mean of the last
+  epoch), ``train_acc``, ``params``, ``flops`` and ``latency_ms``; ``test_acc`` is a
+  report-only metric (``Evaluation.reported``) that no strategy ever sees. ``cost`` is
+  the seconds the job took.
+- :func:`train_job` ``(job: dict) -> dict``: one training, a picklable top-level function
+  of plain inputs, so that any executor (in-process, process pool, Ray) can run it.
+- :func:`job_seed` ``(seed, arch_string) -> int``: each job's seed, a pure function of the
+  oracle seed and the architecture: a result never depends on batch composition, order
+  or executor.
+
+A run whose loss becomes NaN, infinite or larger than ``max_loss`` stops at once and becomes a failed evaluation
+carrying the epoch, step and loss, never a crashed search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.spaces import Architecture, SearchSpace
+from engine.types import DEFAULT_FIDELITY, Evaluation
+from oracles.data import Dataset, dataset_from_config
+from oracles.executors import Executor, make_executor
+from oracles.hardware import HardwareCost
+from oracles.models import build_model, resolve_device
+
+__all__ = ["Recipe", "StandaloneOracle", "evaluate_accuracy", "job_seed", "train_job"]
+
+_log = logging.getLogger(__name__)
+
+_OPTIMIZERS = ("sgd", "adam")
+_SCHEDULES = ("cosine", "constant")
+
+
+def job_seed(seed: int, arch_string: str) -> int:
+    """A 63-bit seed derived from the oracle seed and the architecture string."""
+    digest = hashlib.sha256(f"{int(seed)}|{arch_string}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class Recipe(dict):
+    """A training recipe, checked once where it is configured.
+
+    Keys: ``epochs``, ``optimizer`` (sgd/adam), ``lr``, ``momentum``, ``schedule``
+    (cosine/constant), ``batch_size``, ``weight_decay``, ``label_smoothing``, ``max_loss``.
+
+    Raises:
+        ValueError: naming the offending ``oracle.<key>``.
+    """
+
+    def __init__(
+        self,
+        epochs: int = 10,
+        optimizer: str = "sgd",
+        lr: float = 0.05,
+        momentum: float = 0.9,
+        schedule: str = "cosine",
+        batch_size: int = 64,
+        weight_decay: float = 5e-4,
+        label_smoothing: float = 0.0,
+        max_loss: float = 1e3,
+    ) -> None:
+        for key, v in (("epochs", epochs), ("batch_size", batch_size)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"oracle.{key} must be a positive integer, got {v!r}")
+        if optimizer not in _OPTIMIZERS:
+            raise ValueError(f"oracle.optimizer must be one of {list(_OPTIMIZERS)}, got {optimizer!r}")
+        if schedule not in _SCHEDULES:
+            raise ValueError(f"oracle.schedule must be one of {list(_SCHEDULES)}, got {schedule!r}")
+        for key, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"oracle.{key} must be a finite non-negative number, got {v!r}")
+        if lr == 0:
+            raise ValueError("oracle.lr must be > 0")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"oracle.label_smoothing must lie in [0, 1), got {label_smoothing!r}")
+        if isinstance(max_loss, bool) or not isinstance(max_loss, (int, float)) or not max_loss > 0:
+            raise ValueError(f"oracle.max_loss must be a positive number, got {max_loss!r}")
+        super().__init__(
+            epochs=epochs,
+            optimizer=optimizer,
+            lr=float(lr),
+            momentum=float(momentum),
+            schedule=schedule,
+            batch_size=batch_size,
+            weight_decay=float(weight_decay),
+            label_smoothing=float(label_smoothing),
+            max_loss=float(max_loss),
+        )
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512
+) -> tuple[float, float]:
+    """``(accuracy, mean cross-entropy)`` of ``model`` on ``(x, y)`` in eval mode."""
+    was_training = model.training
+    model.eval()
+    correct, loss = 0, 0.0
+    for i in range(0, len(y), batch_size):
+        out = model(x[i : i + batch_size])
+        loss += float(nn.functional.cross_entropy(out, y[i : i + batch_size], reduction="sum"))
+        correct += int((out.argmax(1) == y[i : i + batch_size]).sum())
+    model.train(was_training)
+    return correct / len(y), loss / len(y)
+
+
+def _make_optimizer(model: nn.Module, recipe: Mapping[str, Any]) -> torch.optim.Optimizer:
+    if recipe["optimizer"] == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=recipe["lr"], momentum=recipe["momentum"],
+            weight_decay=recipe["weight_decay"], nesterov=recipe["momentum"] > 0,
+        )
+    return torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+
+
+def train_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """Train one architecture from scratch and measure it.
+
+    Args:
+        job: ``space`` (a SearchSpace), ``arch`` (canonical string), ``dataset`` (a
+            config mapping or a :class:`~oracles.data.Dataset`), ``model`` (model
+            options), ``recipe`` (a :class:`Recipe` as a dict), ``seed``, ``device``,
+            ``hardware`` (options of :class:`~oracles.hardware.HardwareCost`).
+
+    Returns:
+        ``{"metrics": {...}, "reported": {"test_acc": ...}, "seconds": float}``.
+
+    Raises:
+        TrainingDiverged: when the loss becomes NaN or infinite.
+    """
+    start = time.perf_counter()
+    space: SearchSpace = job["space"]
+    arch = space.parse(job["arch"])
+    ds = dataset_from_config(job["dataset"])
+    recipe = job["recipe"]
+    dev = resolve_device(job.get("device", "auto"))
+    seed = job_seed(job["seed"], arch.string)
+    # Module initialisation draws from torch's global generator; fork_rng restores it afterwards,
+    # so the seed fixes the initial weights without touching anyone else's random state.
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = build_model(space, arch, ds.input_shape, ds.num_classes, **job.get("model", {})).to(dev)
+    gen = torch.Generator().manual_seed(seed)
+    x, y = (t.to(dev) for t in ds.train)
+    n, bs = len(y), int(recipe["batch_size"])
+    steps_per_epoch = max(1, math.ceil(n / bs))
+    total = int(recipe["epochs"]) * steps_per_epoch
+    opt = _make_optimizer(model, recipe)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total) if recipe["schedule"] == "cosine" else None
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.get("label_smoothing", 0.0))
+    max_loss = float(recipe.get("max_loss", math.inf))
+    model.train()
+    epoch_loss, epoch_correct = 0.0, 0
+    for epoch in range(int(recipe["epochs"])):
+        perm = torch.randperm(n, generator=gen).to(dev)
+        epoch_loss, epoch_correct = 0.0, 0
+        for step in range(steps_per_epoch):
+            idx = perm[step * bs : (step + 1) * bs]
+            out = model(x[idx])
+            loss = loss_fn(out, y[idx])
+            value = float(loss.detach())
+            # BatchNorm keeps a blown-up network finite, so a huge loss counts as divergence too.
+            if not math.isfinite(value) or value > max_loss:
+                raise TrainingDiverged(
+                    f"training diverged: loss {value:.4g} at epoch {epoch + 1}, step {step + 1}"
+                    f" (oracle.max_loss={max_loss:g})"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            epoch_loss += value * len(idx)
+            epoch_correct += int((out.argmax(1) == y[idx]).sum())
+    val_acc, val_loss = evaluate_accuracy(model, *(t.to(dev) for t in ds.val))
+    test_acc, _ = evaluate_accuracy(model, *(t.to(dev) for t in ds.test))
+    if not math.isfinite(val_loss):
+        raise TrainingDiverged(f"training diverged: validation loss {val_loss}")
+    seconds = time.perf_counter() - start
+    hw = HardwareCost(space, ds.input_shape, ds.num_classes, job.get("model", {}), **job.get("hardware", {}))
+    metrics = {
+        "val_acc": val_acc,
+        "val_loss": val_loss,
+        "train_loss": epoch_loss / n,
+        "train_acc": epoch_correct / n,
+        "train_seconds": seconds,
+        **hw(arch, model),
+    }
+    return {"metrics": metrics, "reported": {"test_acc": test_acc}, "seconds": time.perf_counter() - start}
+
+
+class StandaloneOracle:
+    """Trains every architecture from scratch with one recipe; validation accuracy is the objective.
+
+    Args:
+        space: The search space.
+        dataset: Dataset config mapping (``{name: digits, ...}``, as in ``conf/dataset``), a
+            name, or a :class:`~oracles.data.Dataset`. Loaded (and checked) here, so bad
+            data fails before any training.
+        epochs: Training epochs.
+        optimizer: ``sgd`` (Nesterov momentum) or ``adam`` (AdamW).
+        lr: Peak learning rate.
+        momentum: SGD momentum.
+        schedule: ``cosine`` (to zero over the run) or ``constant``.
+        batch_size: Training batch size.
+        weight_decay: Weight decay.
+        label_smoothing: Cross-entropy label smoothing.
+        max_loss: A training loss above this (or NaN/inf) is divergence: the evaluation
+            fails. Cross-entropy at chance is ln(classes), about 2.3 for 10 classes.
+        seed: Oracle seed; each job's seed is :func:`job_seed` of it and the architecture.
+        model: Options of :func:`oracles.models.build_model` (``channels``, ``cells``... ).
+        executor: ``local``, ``process``, a mapping ``{name: process, workers: 2}`` or an executor.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda:0``...
+        hardware: Options of :class:`~oracles.hardware.HardwareCost` (``latency``,
+            ``latency_batch_size``, ``latency_table``...).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        dataset: Dataset | Mapping[str, Any] | str = "digits",
+        epochs: int = 10,
+        optimizer: str = "sgd",
+        lr: float = 0.05,
+        momentum: float = 0.9,
+        schedule: str = "cosine",
+        batch_size: int = 64,
+        weight_decay: float = 5e-4,
+        label_smoothing: float = 0.0,
+        max_loss: float = 1e3,
+        seed: int = 0,
+        model: Mapping[str, Any] | None = None,
+        executor: Executor | Mapping[str, Any] | str | None = "local",
+        device: str = "auto",
+        hardware: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"oracle.seed must be a non-negative integer, got {seed!r}")
+        self.space = space
+        self.recipe = Recipe(
+            epochs, optimizer, lr, momentum, schedule, batch_size, weight_decay, label_smoothing, max_loss
+        )
+        self.seed = seed
+        self.dataset_config: Dataset | dict[str, Any] | str = (
+            dict(dataset) if isinstance(dataset, Mapping) else dataset
+        )
+        self.dataset = dataset_from_config(dataset)
+        self.model_options = dict(model or {})
+        self.hardware_options = dict(hardware or {})
+        self.device = str(resolve_device(device)) if device != "auto" else "auto"
+        # Build one network and the cost model now: a bad model or hardware option fails here, not per job.
+        probe = space.sample(np.random.default_rng(0))
+        build_model(space, probe, self.dataset.input_shape, self.dataset.num_classes, **self.model_options)
+        HardwareCost(space, self.dataset.input_shape, self.dataset.num_classes, self.model_options,
+                     **self.hardware_options)
+        self.executor = make_executor(executor)
+
+    def job(self, arch: Architecture) -> dict[str, Any]:
+        """The plain job that trains ``arch`` (what executors ship)."""
+        return {
+            "space": self.space,
+            "arch": arch.string,
+            "dataset": self.dataset_config,
+            "model": self.model_options,
+            "recipe": dict(self.recipe),
+            "seed": self.seed,
+            "device": self.device,
+            "hardware": self.hardware_options,
+        }
+
+    def evaluate(self, archs: Sequence[Architecture]) -> list[Evaluation]:
+        """Train each architecture (in parallel when the executor allows); failures stay per architecture."""
+        out: list[Evaluation | None] = [None] * len(archs)
+        todo: list[int] = []
+        for i, arch in enumerate(archs):
+            if not self.space.contains(arch):
+                out[i] = Evaluation.failure(
+                    arch, DEFAULT_FIDELITY, f"{arch.string!r} is not an architecture of space {self.space.name!r}"
+                )
+            else:
+                todo.append(i)
+        start = time.perf_counter()
+        results = self.executor.map(train_job, [self.job(archs[i]) for i in todo])
+        elapsed = time.perf_counter() - start
+        for k, (i, res) in enumerate(zip(todo, results), start=1):
+            arch = archs[i]
+            if isinstance(res, BaseException):
+                _log.warning("stand-alone training of %s failed: %s", arch.string, res)
+                out[i] = Evaluation.failure(arch, DEFAULT_FIDELITY, str(res), elapsed / max(1, len(todo)))
+                continue
+            m = res["metrics"]
+            _log.info(
+                "stand-alone %d/%d: val_acc %.4f in %.1f s  %s", k, len(todo), m["val_acc"], res["seconds"], arch.string
+            )
+            out[i] = Evaluation(
+                arch=arch, objective=m["val_acc"], metrics=m, reported=res["reported"], cost=res["seconds"]
+            )
+        return [e for e in out if e is not None]
+
+    def close(self) -> None:
+        """Release the executor's workers."""
+        self.executor.close()
