@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from engine.journal import JournalError
@@ -26,6 +28,66 @@ def config_dir() -> str:
     return str(Path(__file__).resolve().parent.parent / "conf")
 
 
+_HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+
+
+class OutputGuard(Callback):
+    """Undo what Hydra wrote for a run that our code refuses (bad config, journal in use or damaged).
+
+    Hydra creates the run directory, ``.hydra/*.yaml`` and the job log before the
+    task starts, so without this a typo would leave an ``outputs/<date>/<time>``
+    directory behind, and a refused resume would overwrite the ``.hydra`` record
+    of the run it pointed at. Registered in ``conf/config.yaml`` under
+    ``hydra.callbacks``; single runs only (a sweep keeps its directories).
+    """
+
+    snapshot: dict[str, Any] = {}
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        run_dir = Path(str(config.hydra.run.dir)).absolute()
+        created = []
+        d = run_dir
+        while not d.exists() and d != d.parent:
+            created.append(d)
+            d = d.parent
+        subdir = config.hydra.get("output_subdir")
+        hydra_dir = run_dir / str(subdir) if subdir is not None else None
+        files = {}
+        if hydra_dir is not None:
+            for name in _HYDRA_FILES:
+                f = hydra_dir / name
+                files[f] = f.read_bytes() if f.is_file() else None
+        logs = {p.name for p in run_dir.glob("*.log")} if run_dir.is_dir() else set()
+        OutputGuard.snapshot = {"run_dir": run_dir, "created": created, "files": files, "logs": logs,
+                                "hydra_dir": hydra_dir}
+
+
+def _undo_hydra_outputs() -> None:
+    """Restore the ``.hydra`` files and remove the log and directories Hydra made for this run."""
+    snap, OutputGuard.snapshot = OutputGuard.snapshot, {}
+    if not snap:
+        return
+    try:
+        for path, data in snap["files"].items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(data)
+        run_dir: Path = snap["run_dir"]
+        if snap["created"]:  # an existing run's log keeps the line saying why this attempt was refused
+            for log in run_dir.glob("*.log"):
+                if log.name not in snap["logs"]:
+                    log.unlink(missing_ok=True)
+        hydra_dir = snap["hydra_dir"]
+        for d in ([hydra_dir] if hydra_dir is not None else []) + snap["created"]:
+            if d.is_dir() and not any(d.iterdir()) and (d in snap["created"] or d == hydra_dir):
+                if d == hydra_dir and any(v is not None for v in snap["files"].values()):
+                    continue
+                d.rmdir()
+    except OSError as exc:  # cleaning up must never hide the real error
+        logging.getLogger("engine").debug("could not undo Hydra's outputs: %s", exc)
+
+
 @hydra.main(version_base=None, config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> None:
     """Run one search (or one job of a ``-m`` sweep) and print its summary."""
@@ -33,7 +95,9 @@ def main(cfg: DictConfig) -> None:
         summary = run_search(cfg, HydraConfig.get().runtime.output_dir)
     except (ConfigError, JournalError) as exc:
         logging.getLogger("engine").error("%s", exc)
+        _undo_hydra_outputs()
         sys.exit(2)
+    OutputGuard.snapshot = {}
     print_summary(summary)
 
 
