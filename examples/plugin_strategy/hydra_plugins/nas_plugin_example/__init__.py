@@ -1,0 +1,1 @@
+"""Hydra plugin of nas-plugin-example: puts the package's configs on Hydra's search path."""
