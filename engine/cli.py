@@ -102,4 +102,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run through the module ``engine.cli``, not ``__main__``: Hydra instantiates
+    # OutputGuard from ``engine.cli``, so its snapshot must be the one main() reads.
+    from engine.cli import main as _main
+
+    _main()
