@@ -56,8 +56,14 @@ def build_strategy(cfg: DictConfig, space: SearchSpace) -> Strategy:
         raise ConfigError(f"strategy: {exc}") from None
 
 
-def build_oracle(node: DictConfig, space: SearchSpace, seed: int, key: str) -> Oracle:
-    """Instantiate an oracle config (``_target_`` plus options) for ``space``."""
+def build_oracle(
+    node: DictConfig, space: SearchSpace, seed: int, key: str, output_dir: str | os.PathLike[str] | None = None
+) -> Oracle:
+    """Instantiate an oracle config (``_target_`` plus options) for ``space``.
+
+    ``seed: null`` in the node is filled with the run's seed, and ``output_dir: null``
+    with the run's output directory (where an oracle keeps files such as a supernet checkpoint).
+    """
     from hydra.utils import instantiate  # imported late: Hydra is heavy and not needed by the library
 
     if "_target_" not in node:
@@ -73,6 +79,8 @@ def build_oracle(node: DictConfig, space: SearchSpace, seed: int, key: str) -> O
     kwargs: dict[str, Any] = {"space": space}
     if "seed" in node and node.seed is None:
         kwargs["seed"] = seed
+    if "output_dir" in node and node.output_dir is None and output_dir is not None:
+        kwargs["output_dir"] = str(output_dir)
     try:
         return instantiate(node, **kwargs, _convert_="all")
     except Exception as exc:
@@ -101,14 +109,18 @@ def _is_entry_point(target: str) -> bool:
     return any(ep.value.replace(":", ".") == target for ep in entry_points(group="nas_engine.oracles"))
 
 
-def build_oracles(cfg: DictConfig, space: SearchSpace, strategy: Strategy) -> dict[str, Oracle]:
+def build_oracles(
+    cfg: DictConfig, space: SearchSpace, strategy: Strategy, output_dir: str | os.PathLike[str] | None = None
+) -> dict[str, Oracle]:
     """Oracles for every fidelity the strategy asks: ``oracle`` is the default one."""
     oracles: dict[str, Oracle] = {}
     for fid in strategy.fidelities:
         if fid == DEFAULT_FIDELITY:
-            oracles[fid] = build_oracle(cfg.oracle, space, int(cfg.seed), "oracle")
+            oracles[fid] = build_oracle(cfg.oracle, space, int(cfg.seed), "oracle", output_dir)
         elif fid in cfg.get("fidelities", {}):
-            oracles[fid] = build_oracle(cfg.fidelities[fid], space, int(cfg.seed), f"fidelities.{fid}")
+            # each extra fidelity keeps its files in a sub-directory named after it
+            sub = Path(output_dir) / fid if output_dir is not None else None
+            oracles[fid] = build_oracle(cfg.fidelities[fid], space, int(cfg.seed), f"fidelities.{fid}", sub)
         else:
             raise ConfigError(f"strategy {strategy.name!r} needs an oracle for fidelity {fid!r}: set fidelities.{fid}")
     return oracles
@@ -272,7 +284,7 @@ def _run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: 
     retry = build_retry(cfg)
     journal_path = output_path(out, cfg, "journal")
     summary_path = output_path(out, cfg, "summary")
-    oracles = build_oracles(cfg, space, strategy)
+    oracles = build_oracles(cfg, space, strategy, out)
 
     exists = journal_path.exists()
     if exists and not cfg.resume:

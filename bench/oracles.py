@@ -1,0 +1,174 @@
+"""Supernet oracle speed, measured side by side with the naive path in one run.
+
+Two ratios (issue 3's targets in brackets):
+
+1. Inherited-weight evaluation throughput, in architectures per second, BN
+   recalibration included: the supernet's batched path (architectures stacked
+   along the batch dimension, per-architecture BN statistics, computations that
+   several architectures share done once) against the naive path, which builds
+   the stand-alone module of each architecture, copies the inherited weights
+   into it, recalibrates its BN statistics on the same examples and evaluates it
+   on the same validation set [>= 3x].
+2. One supernet training step (one sampled path, forward + backward + SGD
+   update) against one training step of the largest stand-alone architecture at
+   the same batch size [<= 1.3x]. Reported for the largest path through the
+   supernet (same FLOPs as the stand-alone network: pure weight-sharing
+   overhead) and for uniformly sampled paths.
+
+Both paths use one torch thread, the same data and the same weights; the
+accuracies of the two evaluation paths are printed so that one can see they
+compute the same thing.
+
+    python bench/oracles.py [--space nb201] [--dataset digits] [--archs 32] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.spaces import Architecture, get_space
+
+# Run as a script, this file's directory comes first on sys.path and its name would
+# shadow the ``oracles`` package: drop that entry before anything imports it.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+
+def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def naive_evaluate(
+    supernet: nn.Module, archs: Sequence[Architecture], recal_x: torch.Tensor, batch_size: int,
+    val: tuple[torch.Tensor, torch.Tensor], space: Any, shape: Sequence[int], classes: int, options: dict[str, Any],
+) -> list[float]:
+    """Build, copy, recalibrate (cumulative BN statistics over ``batch_size`` batches), evaluate."""
+    from oracles.models import build_model
+
+    accs = []
+    for arch in archs:
+        model = build_model(space, arch, shape, classes, **options)
+        model.load_state_dict(supernet.extract(arch).state_dict())  # type: ignore[operator]
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                m.momentum = None
+        model.train()
+        with torch.no_grad():
+            for s in range(0, len(recal_x), batch_size):
+                model(recal_x[s : s + batch_size])
+            model.eval()
+            x, y = val
+            accs.append(float((model(x).argmax(1) == y).float().mean()))
+    return accs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", default="nb201", choices=["nb201"])
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--archs", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-steps", type=int, default=20)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    from oracles.data import load_dataset
+    from oracles.models import build_model
+    from oracles.supernet import SupernetConfig, build_supernet
+    from oracles.supernet.evaluation import InheritedEvaluator
+
+    space = get_space(args.space)
+    data = load_dataset(args.dataset)
+    cfg = SupernetConfig()
+    options = {"channels": 16, "cells": 1}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        supernet = build_supernet(space, data.input_shape, data.num_classes, **options)
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(args.archs)]
+    evaluator = InheritedEvaluator(cfg, data.train, {"val": data.val}, seed=0)
+
+    # -- 1. evaluation throughput -------------------------------------------------------------
+    fast_acc: list[float] = []
+
+    def fast() -> None:
+        fast_acc[:] = [r["val_acc"] for r in evaluator.evaluate(supernet, [a.decisions for a in archs])]
+
+    naive_acc: list[float] = []
+
+    def naive() -> None:
+        naive_acc[:] = naive_evaluate(
+            supernet, archs, evaluator.recal_x, cfg.batch_size, data.val, space, data.input_shape,
+            data.num_classes, options,
+        )
+
+    fast()
+    naive()  # warm-up
+    t_fast = _median_seconds(fast, args.repeats)
+    t_naive = _median_seconds(naive, args.repeats)
+    diff = max(abs(a - b) for a, b in zip(fast_acc, naive_acc))
+    print(f"space {space.name}, dataset {data.describe()}, {len(archs)} architectures, 1 thread")
+    print(f"recalibration: {len(evaluator.recal_x)} training examples; validation: {len(data.val[1])} examples")
+    print(f"  supernet batched path  {len(archs) / t_fast:8.2f} archs/s")
+    print(f"  naive path             {len(archs) / t_naive:8.2f} archs/s")
+    print(f"  throughput ratio       {t_naive / t_fast:8.2f}x   (target >= 3x)")
+    print(f"  max |acc difference|   {diff:8.4f}   (recalibration over one batch vs {cfg.batch_size}-example batches)")
+
+    # -- 2. training step ------------------------------------------------------------------------
+    x, y = data.train
+    xb, yb = x[: cfg.batch_size], y[: cfg.batch_size]
+    largest = space.architecture([3] * len(space.decisions))  # nor_conv_3x3 on every edge
+    alone = build_model(space, largest, data.input_shape, data.num_classes, **options)
+    opt_alone = torch.optim.SGD(alone.parameters(), lr=0.01, momentum=0.9)
+    opt_super = torch.optim.SGD(supernet.parameters(), lr=0.01, momentum=0.9)
+    supernet.train()
+    paths = [space.sample(rng).decisions for _ in range(args.train_steps)]
+
+    def step_alone() -> None:
+        for _ in range(args.train_steps):
+            opt_alone.zero_grad(set_to_none=True)
+            F.cross_entropy(alone(xb), yb).backward()
+            opt_alone.step()
+
+    def step_super_largest() -> None:
+        for _ in range(args.train_steps):
+            opt_super.zero_grad(set_to_none=True)
+            F.cross_entropy(supernet(xb, [largest.decisions]), yb).backward()
+            opt_super.step()
+
+    def step_super_random() -> None:
+        for p in paths:
+            opt_super.zero_grad(set_to_none=True)
+            F.cross_entropy(supernet(xb, [p]), yb).backward()
+            opt_super.step()
+
+    for fn in (step_alone, step_super_largest, step_super_random):
+        fn()
+    t_alone = _median_seconds(step_alone, args.repeats) / args.train_steps
+    t_largest = _median_seconds(step_super_largest, args.repeats) / args.train_steps
+    t_random = _median_seconds(step_super_random, args.repeats) / args.train_steps
+    print(f"training step, batch {cfg.batch_size}:")
+    print(f"  stand-alone largest    {t_alone * 1000:8.2f} ms")
+    print(f"  supernet, largest path {t_largest * 1000:8.2f} ms   ratio {t_largest / t_alone:5.2f}x (target <= 1.3x)")
+    print(f"  supernet, random paths {t_random * 1000:8.2f} ms   ratio {t_random / t_alone:5.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,488 @@
+"""``nas-gap``: measure the optimization gap between a supernet and stand-alone training.
+
+One run draws ``n_archs`` architectures (stratified by model size), trains each
+from scratch with ``standalone_seeds`` seeds (the ground truth, with its own
+noise ceiling), and scores them with the supernet under every setting of
+``settings`` (e.g. BN recalibration on/off, fair sampling, few-shot splits,
+fine-tuning), side by side against the same ground truth. It writes
+``gap.json``, a scatter plot and a rank-agreement plot to the output directory
+and prints the table.
+
+Expensive results are never computed twice: stand-alone results are appended
+to a JSON-lines journal (``standalone_cache``) as they finish, and trained
+supernets are checkpoints keyed by their training settings (``supernet_cache``);
+a killed run, a rerun, or the jobs of a ``-m`` sweep pointed at the same files
+pick up where they stopped.
+
+Usage::
+
+    nas-gap dataset=digits n_archs=50 standalone_seeds=2
+    nas-gap -m supernet.sampling=uniform,fair settings=[] standalone_cache=/tmp/sa.jsonl supernet_cache=/tmp/sn
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from engine.gap import GapReport, measure_gap
+from engine.spaces import Architecture, SearchSpace, get_space
+
+_log = logging.getLogger("nas_gap")
+
+
+class GapConfigError(ValueError):
+    """A bad ``nas-gap`` config value; the message names the key."""
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# -- architectures --------------------------------------------------------------------------
+def stratified_sample(
+    space: SearchSpace, n: int, key: Any, rng: np.random.Generator, pool_factor: int = 4
+) -> list[Architecture]:
+    """``n`` distinct architectures spread over ``key`` (e.g. parameter count).
+
+    A pool of ``pool_factor * n`` random architectures is sorted by ``key`` and cut
+    into ``n`` equal strata; one architecture is drawn from each, so small, medium
+    and large networks are all represented instead of what uniform sampling favours.
+    """
+    pool: dict[tuple[int, ...], Architecture] = {}
+    tries = 0
+    while len(pool) < pool_factor * n and tries < 50 * pool_factor * n:
+        a = space.sample(rng)
+        pool.setdefault(a.decisions, a)
+        tries += 1
+    if len(pool) < n:
+        raise GapConfigError(f"n_archs={n} exceeds the {len(pool)} distinct architectures found in the space")
+    ordered = sorted(pool.values(), key=lambda a: (key(a), a.string))
+    edges = np.linspace(0, len(ordered), n + 1).astype(int)
+    return [ordered[int(rng.integers(lo, hi))] for lo, hi in itertools.pairwise(edges)]
+
+
+# -- stand-alone ground truth, journaled ----------------------------------------------------
+class StandaloneJournal:
+    """Append-only JSON lines of stand-alone results, keyed by context, seed and architecture.
+
+    The context is a digest of what a result depends on (space, data fingerprint,
+    model options, recipe), so a file shared between runs only ever answers with
+    results of the same setup.
+    """
+
+    def __init__(self, path: Path, context: Mapping[str, Any]) -> None:
+        self.path = path
+        self.context = _digest(context)
+        self.results: dict[tuple[int, str], dict[str, Any]] = {}
+        if path.exists():
+            with open(path, encoding="utf-8") as fh:
+                for line_no, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        _log.warning("%s line %d is not JSON (a write cut short?); ignored", path, line_no)
+                        continue
+                    if rec.get("context") == self.context:
+                        self.results[(int(rec["seed"]), str(rec["arch"]))] = rec
+
+    def get(self, seed: int, arch: str) -> dict[str, Any] | None:
+        """The stored result, if any."""
+        return self.results.get((seed, arch))
+
+    def add(self, seed: int, arch: str, record: Mapping[str, Any]) -> None:
+        """Append one result durably (flushed and fsynced before returning)."""
+        rec = {"context": self.context, "seed": seed, "arch": arch, **record}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.results[(seed, arch)] = rec
+
+
+def run_standalone(
+    cfg: DictConfig, space: SearchSpace, archs: Sequence[Architecture], journal: StandaloneJournal
+) -> dict[str, list[dict[str, Any]]]:
+    """Train every architecture with every seed (skipping journaled results); ``arch -> [result per seed]``."""
+    from hydra.utils import instantiate
+
+    seeds = [int(cfg.seed) + s for s in range(int(cfg.standalone_seeds))]
+    chunk = max(1, int(cfg.standalone_chunk))
+    total = len(seeds) * len(archs)
+    done = sum(1 for s in seeds for a in archs if journal.get(s, a.string) is not None)
+    if done:
+        _log.info("stand-alone: %d of %d results taken from %s", done, total, journal.path)
+    node = OmegaConf.to_container(cfg.standalone, resolve=True)
+    assert isinstance(node, dict)
+    for seed in seeds:
+        todo = [a for a in archs if journal.get(seed, a.string) is None]
+        if not todo:
+            continue
+        oracle = instantiate({**node, "seed": seed}, space=space, _convert_="all")
+        try:
+            for start in range(0, len(todo), chunk):
+                batch = todo[start : start + chunk]
+                t0 = time.monotonic()
+                for ev in oracle.evaluate(batch):
+                    rec: dict[str, Any] = {"ok": ev.ok, "error": ev.error, "cost": ev.cost}
+                    if ev.ok:
+                        rec.update(val_acc=ev.objective, metrics=dict(ev.metrics), reported=dict(ev.reported))
+                    journal.add(seed, ev.arch.string, rec)
+                done += len(batch)
+                _log.info("stand-alone: %d/%d trained (seed %d, %.1f s for the last %d)",
+                          done, total, seed, time.monotonic() - t0, len(batch))
+        finally:
+            close = getattr(oracle, "close", None)
+            if close is not None:
+                close()
+    return {a.string: [journal.get(s, a.string) or {} for s in seeds] for a in archs}
+
+
+# -- supernet settings ------------------------------------------------------------------------
+def setting_configs(cfg: DictConfig) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, supernet options)`` per setting: each entry of ``settings`` applied over ``supernet``."""
+    base = dict(_plain(cfg.supernet))
+    model = _plain(cfg.standalone.get("model")) or {}
+    base["model"] = model  # the supernet's sub-networks are exactly the stand-alone networks
+    raw = _plain(cfg.settings) or []
+    if not isinstance(raw, list):
+        raise GapConfigError(f"settings must be a list of {{name: ..., <supernet option>: ...}}, got {raw!r}")
+    if not raw:
+        return [(str(cfg.get("setting_name") or "configured"), base)]
+    out = []
+    names: set[str] = set()
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or not entry.get("name"):
+            raise GapConfigError(f"settings[{i}] must be a mapping with a name, got {entry!r}")
+        entry = dict(entry)
+        name = str(entry.pop("name"))
+        if name in names:
+            raise GapConfigError(f"settings[{i}]: duplicate name {name!r}")
+        names.add(name)
+        out.append((name, {**base, **entry}))
+    return out
+
+
+def _scores_to_map(archs: Sequence[Architecture], scores: Sequence[Mapping[str, float]], key: str) -> dict[str, float]:
+    return {a.string: float(s[key]) for a, s in zip(archs, scores)}
+
+
+def evaluate_settings(
+    cfg: DictConfig, space: SearchSpace, archs: Sequence[Architecture], cache_dir: Path
+) -> list[dict[str, Any]]:
+    """Train (or load) the supernet of every setting and score ``archs`` with it, with extra seeds and snapshots."""
+    from oracles.supernet import SupernetConfig, SupernetOracle
+
+    results = []
+    seeds = [int(cfg.seed) + s for s in range(max(1, int(cfg.supernet_seeds)))]
+    for name, options in setting_configs(cfg):
+        try:
+            sn_cfg = SupernetConfig.from_mapping(options)
+        except ValueError as exc:
+            raise GapConfigError(f"settings {name!r}: {exc}") from None
+        entry: dict[str, Any] = {"name": name, "supernet": sn_cfg.to_dict(), "seeds": {}}
+        for k, seed in enumerate(seeds):
+            ident = {"space": space.name, "train": sn_cfg.training_identity(), "seed": seed,
+                     "data": _plain(cfg.dataset)}
+            parent_ident = {**ident, "train": {**sn_cfg.parent_identity(), "few_shot_splits": 0,
+                                               "few_shot_decisions": None,
+                                               "few_shot_epochs": sn_cfg.few_shot_epochs}}
+            ckpt = cache_dir / f"supernet-{_digest(ident)}.pt"
+            parent = cache_dir / f"supernet-{_digest(parent_ident)}.pt" if sn_cfg.few_shot_splits else None
+            oracle = SupernetOracle(space, _plain(cfg.dataset), sn_cfg, seed=seed, checkpoint=ckpt,
+                                    parent_checkpoint=parent)
+            t0 = time.monotonic()
+            oracle.prepare()
+            t1 = time.monotonic()
+            scores = oracle.score(archs)
+            t2 = time.monotonic()
+            run: dict[str, Any] = {
+                "checkpoint": str(ckpt),
+                "training_seconds": oracle.training_seconds,
+                "load_seconds": t1 - t0,
+                "eval_seconds": t2 - t1,
+                "archs_per_second": len(archs) / max(t2 - t1, 1e-9),
+                "val_acc": _scores_to_map(archs, scores, "val_acc"),
+                "test_acc": _scores_to_map(archs, scores, "test_acc"),
+            }
+            if k == 0 and cfg.epoch_stability:
+                run["epochs"] = [
+                    _scores_to_map(archs, oracle.score(archs, snapshot=j), "val_acc")
+                    for j in range(oracle.num_snapshots)
+                ]
+            entry["seeds"][str(seed)] = run
+            _log.info("setting %s, supernet seed %d: trained %.1f s, scored %d archs in %.1f s",
+                      name, seed, oracle.training_seconds, len(archs), t2 - t1)
+        results.append(entry)
+    return results
+
+
+def proxy_scores(cfg: DictConfig, space: SearchSpace, archs: Sequence[Architecture]) -> dict[str, dict[str, float]]:
+    """Zero-cost proxy scores (``proxies`` list; empty: none): ``proxy -> arch -> score``."""
+    names = list(_plain(cfg.proxies) or [])
+    if not names:
+        return {}
+    from oracles.proxies import ProxyOracle
+
+    oracle = ProxyOracle(space, _plain(cfg.dataset), proxy=names[0], metrics=names[1:], seed=int(cfg.seed),
+                         model=_plain(cfg.standalone.get("model")) or {}, hardware={"latency": False})
+    out: dict[str, dict[str, float]] = {n: {} for n in oracle.names}
+    for ev in oracle.evaluate(archs):
+        if ev.ok:
+            for n in oracle.names:
+                if n in ev.metrics:
+                    out[n][ev.arch.string] = float(ev.metrics[n])
+    return out
+
+
+# -- report -----------------------------------------------------------------------------------
+def build_report(
+    standalone: Mapping[str, list[dict[str, Any]]],
+    settings: Sequence[dict[str, Any]],
+    proxies: Mapping[str, Mapping[str, float]],
+    top_fraction: float,
+) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
+    """Gap metrics per setting (and proxy) against the stand-alone mean over seeds."""
+    truth = {
+        a: [float(r["val_acc"]) for r in runs]
+        for a, runs in standalone.items()
+        if runs and all(r.get("ok") and r.get("val_acc") is not None for r in runs)
+    }
+    rows = []
+    for s in settings:
+        runs = list(s["seeds"].values())
+        first = runs[0]
+        rep: GapReport = measure_gap(
+            first["val_acc"], truth, cheap_seeds=[r["val_acc"] for r in runs[1:]],
+            cheap_epochs=[*first.get("epochs", []), first["val_acc"]] if first.get("epochs") else (),
+            top_fraction=top_fraction,
+        )
+        rows.append({"name": s["name"], "kind": "supernet", **rep.to_dict(),
+                     "training_seconds": sum(r["training_seconds"] for r in runs),
+                     "archs_per_second": first["archs_per_second"]})
+    for name, scores in proxies.items():
+        try:
+            rep = measure_gap(scores, truth, top_fraction=top_fraction)
+        except ValueError:
+            continue
+        rows.append({"name": f"proxy:{name}", "kind": "proxy", **rep.to_dict()})
+    return truth, rows
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The comparison as a fixed-width text table."""
+
+    def f(v: Any) -> str:
+        return "   -  " if v is None else f"{v:6.3f}"
+
+    head = f"{'setting':<22} {'tau':>6} {'rho':>6} {'top20%':>6} {'top-k':>6} {'pick':>5} {'stab.s':>6} {'stab.e':>6}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['name']:<22} {f(r['kendall_tau'])} {f(r['spearman_rho'])} {f(r['tau_top'])} "
+            f"{f(r['top_k_overlap'])} {r['pick_rank']:>5} {f(r['stability_seeds'])} {f(r['stability_epochs'])}"
+        )
+    return "\n".join(lines)
+
+
+def make_plots(
+    out: Path, truth: Mapping[str, list[float]], settings: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]
+) -> list[str]:
+    """``gap_scatter.png`` (supernet vs stand-alone per setting) and ``gap_rank_agreement.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    n = len(settings)
+    cols = min(3, max(n, 1))
+    nrows = math.ceil(max(n, 1) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.8 * nrows), squeeze=False)
+    by_name = {r["name"]: r for r in rows}
+    for ax, s in zip(axes.flat, settings):
+        first = next(iter(s["seeds"].values()))
+        keys = [a for a in truth if a in first["val_acc"]]
+        x = [float(np.mean(truth[a])) for a in keys]
+        y = [first["val_acc"][a] for a in keys]
+        ax.scatter(x, y, s=14, alpha=0.75)
+        r = by_name.get(s["name"], {})
+        tau = r.get("kendall_tau")
+        ax.set_title(f"{s['name']}  (tau {tau:.2f})" if tau is not None else s["name"], fontsize=9)
+        ax.set_xlabel("stand-alone val acc (mean over seeds)", fontsize=8)
+        ax.set_ylabel("inherited val acc", fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = out / "gap_scatter.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    files.append(str(path))
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 3.8))
+    names = [r["name"] for r in rows]
+    idx = np.arange(len(rows))
+    width = 0.27
+    for j, (key, label) in enumerate(
+        [("kendall_tau", "Kendall tau"), ("tau_top", "tau in top 20%"), ("stability_seeds", "stability (seeds)")]
+    ):
+        vals = [r.get(key) if r.get(key) is not None else np.nan for r in rows]
+        ax.bar(idx + (j - 1) * width, vals, width, label=label)
+    ceiling = next((r["noise_ceiling"] for r in rows if r.get("noise_ceiling") is not None), None)
+    if ceiling is not None:
+        ax.axhline(ceiling, color="k", linestyle="--", linewidth=1, label="noise ceiling (stand-alone seeds)")
+    ax.set_xticks(idx)
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set_ylabel("rank agreement")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "gap_rank_agreement.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    files.append(str(path))
+    return files
+
+
+def _check(cfg: DictConfig) -> None:
+    for key in ("n_archs", "standalone_seeds", "supernet_seeds", "standalone_chunk"):
+        v = cfg.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise GapConfigError(f"{key} must be a positive integer, got {v!r}")
+    if cfg.n_archs < 3:
+        raise GapConfigError(f"n_archs must be >= 3 to rank anything, got {cfg.n_archs}")
+    if not 0 < float(cfg.top_fraction) <= 1:
+        raise GapConfigError(f"top_fraction must lie in (0, 1], got {cfg.top_fraction!r}")
+
+
+def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The body of ``nas-gap``: returns (and writes as ``gap.json``) the full result.
+
+    Raises:
+        GapConfigError: for a bad config value, before anything is trained.
+    """
+    from oracles.data import dataset_from_config
+    from oracles.models import build_model
+
+    _check(cfg)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        space = get_space(cfg.space.name, **(_plain(cfg.space.get("params")) or {}))
+        data = dataset_from_config(_plain(cfg.dataset))
+    except ValueError as exc:
+        raise GapConfigError(str(exc)) from None
+    settings_list = setting_configs(cfg)  # validated before any training
+    model_opts = _plain(cfg.standalone.get("model")) or {}
+    rng = np.random.default_rng(int(cfg.seed))
+
+    def size(a: Architecture) -> int:
+        net = build_model(space, a, data.input_shape, data.num_classes, **model_opts)
+        return sum(p.numel() for p in net.parameters())
+
+    archs = stratified_sample(space, int(cfg.n_archs), size, rng)
+    _log.info("nas-gap: %d architectures of %s on %s; %d setting(s): %s", len(archs), space.name,
+              data.describe(), len(settings_list), [n for n, _ in settings_list])
+
+    sa_path = Path(cfg.standalone_cache) if cfg.get("standalone_cache") else out / "standalone.jsonl"
+    recipe = {k: v for k, v in (_plain(cfg.standalone) or {}).items() if k not in ("executor", "_target_", "seed")}
+    recipe.pop("dataset", None)
+    journal = StandaloneJournal(
+        sa_path, {"space": [[d.name, list(map(str, d.options))] for d in space.decisions],
+                  "data": data.fingerprint, "recipe": recipe},
+    )
+    t0 = time.monotonic()
+    settings = evaluate_settings(cfg, space, archs, Path(cfg.supernet_cache) if cfg.get("supernet_cache") else out)
+    t1 = time.monotonic()
+    standalone = run_standalone(cfg, space, archs, journal)
+    t2 = time.monotonic()
+    proxies = proxy_scores(cfg, space, archs)
+    truth, rows = build_report(standalone, settings, proxies, float(cfg.top_fraction))
+    table = format_table(rows)
+    accs = [float(np.mean(v)) for v in truth.values()]
+    result = {
+        "space": space.name,
+        "dataset": data.describe(),
+        "n_archs": len(archs),
+        "standalone_seeds": int(cfg.standalone_seeds),
+        "supernet_seeds": int(cfg.supernet_seeds),
+        "archs": [a.string for a in archs],
+        "standalone": {
+            "journal": str(sa_path),
+            "ok": len(truth),
+            "mean_val_acc": {a: float(np.mean(v)) for a, v in truth.items()},
+            "per_seed": truth,
+            "spread": [min(accs), max(accs)] if accs else None,
+            "noise_ceiling": rows[0]["noise_ceiling"] if rows else None,
+            "noise_ceiling_top": rows[0]["noise_ceiling_top"] if rows else None,
+            "seconds": t2 - t1,
+        },
+        "settings": settings,
+        "proxies": proxies,
+        "table": rows,
+        "supernet_seconds": t1 - t0,
+        "config": _plain(cfg),
+    }
+    result["plots"] = make_plots(out, truth, settings, [r for r in rows if r["kind"] == "supernet"])
+    tmp = out / "gap.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1, default=str))
+    tmp.replace(out / "gap.json")
+    sa = result["standalone"]
+    ceiling = (
+        f"noise ceiling (tau between stand-alone seeds): {sa['noise_ceiling']:.3f} overall,"
+        f" {sa['noise_ceiling_top']:.3f} within the top {cfg.top_fraction:.0%}"
+        if sa["noise_ceiling"] is not None and sa["noise_ceiling_top"] is not None
+        else "noise ceiling: needs standalone_seeds >= 2"
+    )
+    result["table_text"] = table + "\n" + ceiling
+    return result
+
+
+def _config_dir() -> str:
+    from engine.cli import config_dir
+
+    return config_dir()
+
+
+def main() -> None:
+    """Console entry point (a Hydra app over ``conf/gap.yaml``)."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    @hydra.main(version_base=None, config_path=_config_dir(), config_name="gap")
+    def _app(cfg: DictConfig) -> None:
+        try:
+            result = run_gap(cfg, HydraConfig.get().runtime.output_dir)
+        except ValueError as exc:  # GapConfigError, bad data, refused checkpoints
+            logging.getLogger("nas_gap").error("%s", exc)
+            sys.exit(2)
+        sys.stdout.write(
+            f"optimization gap on {result['dataset']} ({result['n_archs']} architectures,"
+            f" {result['standalone_seeds']} stand-alone seeds)\n"
+            f"stand-alone val acc spread {result['standalone']['spread']}\n{result['table_text']}\n"
+        )
+
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""BatchNorm that keeps separate statistics per architecture within one batched forward.
+
+Evaluating many sub-networks one after the other spends most of its time in
+Python and kernel-launch overhead on small networks. The supernet instead stacks
+the inputs of ``A`` architectures along the batch dimension (architecture ``a``
+owns rows ``a*n .. (a+1)*n``) and runs each candidate operation once on the rows
+of the architectures that chose it. BatchNorm is the only layer that mixes rows,
+so it must keep each architecture's statistics apart:
+
+- ``plain`` mode is ordinary BatchNorm (training, or evaluation with the
+  statistics accumulated during training when recalibration is off);
+- ``recal`` mode normalizes each architecture's block with its own batch
+  statistics and records them (the exact statistics of the whole recalibration
+  set, which is what ``momentum=None`` recalibration over the same examples in
+  one batch gives);
+- ``stored`` mode normalizes each block with the statistics recorded for it.
+
+Channels may be a prefix of the layer's width (ordered channels, chain space):
+the first ``c`` weights and statistics are used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BNContext:
+    """Shared state of the :class:`GroupBN` layers of one supernet.
+
+    Attributes:
+        mode: ``plain``, ``recal`` or ``stored``.
+        groups: Architecture ids of the row blocks of the tensor being processed.
+        stats: ``(layer id, architecture id) -> (mean, var)`` recorded in ``recal`` mode.
+    """
+
+    def __init__(self) -> None:
+        self.mode = "plain"
+        self.groups: tuple[int, ...] = ()
+        self.stats: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @contextmanager
+    def select(self, groups: Sequence[int]) -> Iterator[None]:
+        """Within the block, the tensor's rows belong to the architectures ``groups``."""
+        old = self.groups
+        self.groups = tuple(groups)
+        try:
+            yield
+        finally:
+            self.groups = old
+
+
+class GroupBN(nn.BatchNorm2d):
+    """BatchNorm for 1-D or 2-D feature maps with per-architecture statistics (see module doc).
+
+    A drop-in for ``nn.BatchNorm1d/2d``: same parameters, buffers and state-dict keys.
+    """
+
+    ctx: BNContext | None = None
+    layer_id: int = 0
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() not in (3, 4):
+            raise ValueError(f"expected a 3-D or 4-D input, got {input.dim()}-D")
+
+    @classmethod
+    def convert(cls, module: nn.Module, ctx: BNContext) -> nn.Module:
+        """Replace every BatchNorm of ``module`` (in place) by a GroupBN sharing ``ctx``; returns ``module``."""
+        counter = [0]
+
+        def swap(parent: nn.Module) -> None:
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, GroupBN):
+                    new = cls(child.num_features, eps=child.eps, momentum=child.momentum, affine=child.affine,
+                              track_running_stats=child.track_running_stats)
+                    new.load_state_dict(child.state_dict())
+                    new.train(child.training)
+                    setattr(parent, name, new)
+                    child = new
+                if isinstance(child, GroupBN):
+                    child.ctx = ctx
+                    child.layer_id = counter[0]
+                    counter[0] += 1
+                else:
+                    swap(child)
+
+        if isinstance(module, GroupBN):
+            module.ctx = ctx
+        swap(module)
+        return module
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        c = input.shape[1]
+        weight = self.weight[:c] if self.weight is not None else None
+        bias = self.bias[:c] if self.bias is not None else None
+        ctx = self.ctx
+        if ctx is None or ctx.mode == "plain":
+            use_batch = self.training or self.running_mean is None
+            momentum = 0.0 if self.momentum is None else self.momentum
+            if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+                self.num_batches_tracked.add_(1)
+                if self.momentum is None:
+                    momentum = 1.0 / float(self.num_batches_tracked)
+            rm = self.running_mean[:c] if self.running_mean is not None else None
+            rv = self.running_var[:c] if self.running_var is not None else None
+            return F.batch_norm(input, rm, rv, weight, bias, use_batch, momentum, self.eps)
+        groups = ctx.groups
+        g = len(groups)
+        if g == 0 or input.shape[0] % g:
+            raise RuntimeError(f"batch of {input.shape[0]} rows cannot be split into {g} architecture blocks")
+        if input.dim() == 4 and input.is_contiguous(memory_format=torch.channels_last):
+            # (rows, H, W, C) is contiguous: each architecture's block is a (rows*H*W, C) matrix, no copy
+            x = input.permute(0, 2, 3, 1).reshape(g, -1, c)
+            dims: tuple[int, ...] = (1,)
+            view: tuple[int, ...] = (g, 1, c)
+        else:
+            x = input.reshape(g, input.shape[0] // g, c, *input.shape[2:])
+            dims = (1, *range(3, x.dim()))
+            view = (g, 1, c) + (1,) * (x.dim() - 3)
+        if ctx.mode == "recal":
+            # two-pass mean and variance: torch.var_mean over a middle dimension is far slower on CPU
+            mean = x.mean(dim=dims, keepdim=True)
+            centred = x - mean
+            var = centred.square().mean(dim=dims)
+            mean = mean.reshape(g, c)
+            count = x.numel() // (g * c)
+            unbiased = var * (count / max(count - 1, 1))
+            for i, arch in enumerate(groups):
+                ctx.stats[(self.layer_id, arch)] = (mean[i], unbiased[i])
+        elif ctx.mode == "stored":
+            mean = torch.stack([ctx.stats[(self.layer_id, a)][0] for a in groups])
+            var = torch.stack([ctx.stats[(self.layer_id, a)][1] for a in groups])
+        else:
+            raise RuntimeError(f"unknown BN mode {ctx.mode!r}")
+        scale = torch.rsqrt(var + self.eps)
+        if weight is not None:
+            scale = scale * weight
+        shift = -mean * scale
+        if bias is not None:
+            shift = shift + bias
+        out = torch.addcmul(shift.reshape(view), x, scale.reshape(view))
+        if x.dim() == 3:  # back to (rows, C, H, W) in channels-last layout
+            n_rows, h, w = input.shape[0], input.shape[2], input.shape[3]
+            return out.reshape(n_rows, h, w, c).permute(0, 3, 1, 2)
+        return out.reshape(input.shape)

@@ -1,0 +1,113 @@
+"""Inherited-weight evaluation: BN recalibration, optional fine-tuning, batches of architectures.
+
+The accuracy a sub-network inherits depends as much on how it is evaluated as
+on how the supernet was trained. BatchNorm statistics accumulated while training
+mix all sub-networks, so by default each sub-network's statistics are
+recomputed on a fixed set of training examples (the same for every
+architecture, so none is favoured). Fine-tuning, when asked for, runs on a copy
+of the weights: evaluating one architecture never changes what the next one
+inherits.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from oracles.supernet.config import SupernetConfig
+
+Path = tuple[int, ...]
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+class InheritedEvaluator:
+    """Evaluates sub-networks of a supernet module with inherited weights.
+
+    Args:
+        config: Supernet settings (recalibration, fine-tuning, batching).
+        train: Training split (recalibration and fine-tuning examples come from it).
+        splits: Named splits to score, e.g. ``{"val": ..., "test": ...}``.
+        seed: Seed of the fixed recalibration set and fine-tuning batches.
+    """
+
+    def __init__(self, config: SupernetConfig, train: Split, splits: dict[str, Split], seed: int) -> None:
+        self.config = config
+        self.train = train
+        self.splits = splits
+        self.seed = int(seed)
+        n = len(train[1])
+        gen = torch.Generator().manual_seed(self.seed + 7919)
+        perm = torch.randperm(n, generator=gen)
+        count = min(n, config.recalibration_batches * config.batch_size)
+        idx = perm[:count].to(train[0].device)
+        self.recal_x = train[0].index_select(0, idx)
+
+    def evaluate(self, model: nn.Module, paths: Sequence[Path]) -> list[dict[str, float]]:
+        """``{<split>_acc, <split>_loss}`` for each path, in order."""
+        if self.config.finetune_steps > 0:
+            return [self._evaluate_finetuned(model, p, i) for i, p in enumerate(paths)]
+        out: list[dict[str, float]] = []
+        step = self.config.eval_batch_archs
+        for start in range(0, len(paths), step):
+            out.extend(self._evaluate_chunk(model, list(paths[start : start + step])))
+        return out
+
+    @torch.no_grad()
+    def _evaluate_chunk(self, model: nn.Module, paths: list[Path]) -> list[dict[str, float]]:
+        a = len(paths)
+        ctx = model.ctx  # type: ignore[attr-defined]
+        was_training = model.training
+        model.eval()
+        try:
+            if self.config.bn_recalibration:
+                ctx.mode, ctx.stats = "recal", {}
+                model(_tile(self.recal_x, a), paths)
+                ctx.mode = "stored"
+            else:
+                ctx.mode = "plain"  # eval mode: the statistics accumulated during training
+            result: list[dict[str, float]] = [{} for _ in paths]
+            for name, (x, y) in self.splits.items():
+                correct = torch.zeros(a)
+                loss = torch.zeros(a)
+                for s in range(0, len(y), self.config.eval_batch_size):
+                    xb, yb = x[s : s + self.config.eval_batch_size], y[s : s + self.config.eval_batch_size]
+                    logits = model(_tile(xb, a), paths).reshape(a, len(yb), -1)
+                    target = yb.repeat(a)
+                    ce = F.cross_entropy(logits.reshape(a * len(yb), -1), target, reduction="none").reshape(a, -1)
+                    loss += ce.sum(1).cpu()
+                    correct += (logits.argmax(-1) == yb.unsqueeze(0)).sum(1).cpu().float()
+                for i in range(a):
+                    result[i][f"{name}_acc"] = float(correct[i]) / len(y)
+                    result[i][f"{name}_loss"] = float(loss[i]) / len(y)
+            return result
+        finally:
+            ctx.mode, ctx.stats = "plain", {}
+            model.train(was_training)
+
+    def _evaluate_finetuned(self, model: nn.Module, path: Path, index: int) -> dict[str, float]:
+        tuned = copy.deepcopy(model)  # never the shared weights
+        tuned.train()
+        opt = torch.optim.SGD(tuned.parameters(), lr=self.config.finetune_lr, momentum=0.9)
+        gen = torch.Generator().manual_seed(self.seed + 104729)  # same batches for every architecture
+        x, y = self.train
+        b = min(self.config.batch_size, len(y))
+        for _ in range(self.config.finetune_steps):
+            idx = torch.randperm(len(y), generator=gen)[:b].to(x.device)
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(tuned(x.index_select(0, idx), [path]), y.index_select(0, idx)).backward()
+            opt.step()
+        return self._evaluate_chunk(tuned, [path])[0]
+
+
+def _tile(x: torch.Tensor, a: int) -> torch.Tensor:
+    """``a`` copies of ``x`` stacked along the batch dimension (one block per architecture).
+
+    Images go channels-last: on CPU, convolutions and pooling over large batches of
+    small feature maps run several times faster in that layout.
+    """
+    out = x if a == 1 else x.repeat(a, *([1] * (x.dim() - 1)))
+    return out.contiguous(memory_format=torch.channels_last) if out.dim() == 4 else out
