@@ -155,7 +155,7 @@ def test_a_running_job_is_skipped_with_a_warning(sweep: Path, caplog: pytest.Log
 def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str], sweep: Path) -> None:
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2
-    assert "no journal.sqlite under" in capsys.readouterr().err
+    assert "no journal.sqlite (or gap.json) under" in capsys.readouterr().err
     assert main([str(tmp_path / "missing")]) == 2
     assert "is not a directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -173,3 +173,20 @@ def test_skipped_rows_are_not_evaluations(tmp_path: Path) -> None:
         j.append([Evaluation(arch=ARCHS[50], status=Status.SKIPPED, error="budget spent")])
     (job_read,) = load_sweep(root)
     assert len(job_read.evaluations) == 2
+
+
+def test_gap_json_of_nas_gap_alone_gives_the_scatter(tmp_path: Path) -> None:
+    """The shape nas-gap writes: stand-alone means vs each supernet setting's per-seed scores."""
+    rng = np.random.default_rng(1)
+    archs = [a.string for a in ARCHS[:20]]
+    truth = {a: float(v) for a, v in zip(archs, rng.uniform(0.3, 0.9, 20))}
+    seeds = {str(s): {"val_acc": {a: truth[a] + float(rng.normal(0, 0.1)) for a in archs}} for s in range(2)}
+    gap = {"standalone": {"mean_val_acc": truth}, "settings": [{"name": "uniform", "seeds": seeds}],
+           "proxies": {}}
+    (tmp_path / "gap").mkdir()
+    (tmp_path / "gap" / "gap.json").write_text(json.dumps(gap))
+    result = write_report(tmp_path / "gap")
+    assert result["jobs"] == 0 and (tmp_path / "gap" / "report" / "gap_scatter.png").is_file()
+    cheap = [np.mean([seeds[s]["val_acc"][a] for s in seeds]) for a in archs]
+    tau = kendall_tau(cheap, [truth[a] for a in archs])
+    assert f"| `uniform` | supernet | stand-alone | 20 | {tau:.3f} |" in result["markdown"]

@@ -172,7 +172,9 @@ def load_sweep(root: str | Path) -> list[Job]:
         raise FileNotFoundError(f"{root} is not a directory")
     dirs = find_job_dirs(root)
     if not dirs:
-        raise FileNotFoundError(f"no journal.sqlite under {root}: is it the output directory of a nas-search run?")
+        raise FileNotFoundError(
+            f"no journal.sqlite (or gap.json) under {root}: is it the output directory of a nas-search or nas-gap run?"
+        )
     jobs = [j for j in (load_job(d) for d in dirs) if j is not None]
     label_jobs(jobs)
     return jobs
@@ -403,15 +405,37 @@ def fidelity_pairs(jobs: Sequence[Job]) -> dict[str, tuple[str, str, list[tuple[
 def gap_json_pairs(root: Path) -> dict[str, tuple[str, str, list[tuple[str, float, float]]]]:
     """Pairs from ``gap.json`` files of ``nas-gap`` under ``root``.
 
-    Reads ``{"cheap": {arch: score}, "expensive": {arch: score or [scores]}}``
-    (the input of :func:`engine.gap.measure_gap`), possibly under a ``scores`` key,
-    or ``{"points": [{"arch", "cheap", "expensive"}]}``. Other shapes are skipped.
+    Reads what ``nas-gap`` writes (``standalone.mean_val_acc`` against each of
+    ``settings[*].seeds[*].val_acc``, supernet seeds averaged: one scatter per
+    supernet setting), ``{"cheap": {arch: score}, "expensive": {arch: score or
+    [scores]}}`` (the input of :func:`engine.gap.measure_gap`), or ``{"points":
+    [{"arch", "cheap", "expensive"}]}``. Other shapes are skipped.
     """
     out: dict[str, tuple[str, str, list[tuple[str, float, float]]]] = {}
     for path in sorted(root.rglob("gap.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
+            continue
+        where = str(path.parent.relative_to(root)).replace(".", "") or "gap"
+        if isinstance(data, Mapping) and isinstance(data.get("settings"), list) and isinstance(
+            (data.get("standalone") or {}).get("mean_val_acc"), Mapping
+        ):
+            truth = data["standalone"]["mean_val_acc"]
+            for setting in data["settings"]:
+                if not isinstance(setting, Mapping) or not isinstance(setting.get("seeds"), Mapping):
+                    continue
+                per_arch: dict[str, list[float]] = {}
+                for run in setting["seeds"].values():
+                    for arch, v in ((run or {}).get("val_acc") or {}).items():
+                        if v is not None:
+                            per_arch.setdefault(arch, []).append(float(v))
+                pts_s = [(a, float(np.mean(v)), float(truth[a])) for a, v in per_arch.items()
+                         if truth.get(a) is not None]
+                pts_s = [p for p in pts_s if math.isfinite(p[1]) and math.isfinite(p[2])]
+                if pts_s:
+                    name = f"{where}: {setting.get('name', 'supernet')}" if where != "gap" else str(setting.get("name"))
+                    out[name] = ("supernet", "stand-alone", pts_s)
             continue
         data = data.get("scores", data) if isinstance(data, Mapping) else data
         pts: list[tuple[str, float, float]] = []
@@ -432,7 +456,7 @@ def gap_json_pairs(root: Path) -> dict[str, tuple[str, str, list[tuple[str, floa
                     pts.append((str(p.get("arch", "")), float(p["cheap"]), e_val))
         pts = [p for p in pts if math.isfinite(p[1]) and math.isfinite(p[2])]
         if pts:
-            out[str(path.parent.relative_to(root)) or "gap"] = ("supernet", "stand-alone", pts)
+            out[where] = ("supernet", "stand-alone", pts)
     return out
 
 
@@ -533,7 +557,7 @@ def write_report(
         ``{"markdown": text, "files": [paths], "jobs": n}``.
 
     Raises:
-        FileNotFoundError: when ``root`` holds no readable job.
+        FileNotFoundError: when ``root`` holds no readable job and no ``gap.json``.
         ValueError: for a bad budget or confidence level.
     """
     root = Path(root)
@@ -543,27 +567,31 @@ def write_report(
         raise ValueError(f"the band must be one of {', '.join(BANDS)}, got {band!r}")
     if not 0 < level < 1:
         raise ValueError(f"the confidence level must be in (0, 1), got {level}")
-    jobs = load_sweep(root)
-    if not jobs:
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a directory")
+    gap_pairs = gap_json_pairs(root)
+    jobs = load_sweep(root) if find_job_dirs(root) or not gap_pairs else []
+    if not jobs and not gap_pairs:
         raise FileNotFoundError(f"no readable job under {root} (journals in use by running searches?)")
     out = Path(out_dir) if out_dir is not None else root / "report"
     out.mkdir(parents=True, exist_ok=True)
     metric = metric or default_metric(jobs)
     budgets = sorted({int(b) for b in budgets}) if budgets else default_budgets(jobs)
     files: list[Path] = []
-    lines = [
-        f"# Sweep report: {root}",
-        "",
-        f"{len(jobs)} jobs in {len(groups(jobs))} groups. The pick after *b* evaluations is the architecture with"
-        f" the best `{objective_name(jobs)}` among the first *b*; cells are mean ± std over seeds of its `{metric}`.",
-        "",
-        markdown_table(jobs, metric, budgets),
-        "",
-    ]
+    lines = [f"# Sweep report: {root}", ""]
+    if jobs:
+        lines += [
+            f"{len(jobs)} jobs in {len(groups(jobs))} groups. The pick after *b* evaluations is the architecture"
+            f" with the best `{objective_name(jobs)}` among the first *b*; cells are mean ± std over seeds of its"
+            f" `{metric}`.",
+            "",
+            markdown_table(jobs, metric, budgets),
+            "",
+        ]
     if any(j.evaluations for j in jobs):
         files.append(plot_best_so_far(jobs, metric, out / "best_so_far.png", band, level))
         lines += [f"![best so far]({files[-1].name})", ""]
-    pairs = {**fidelity_pairs(jobs), **gap_json_pairs(root)}
+    pairs = {**fidelity_pairs(jobs), **gap_pairs}
     if pairs:
         from engine.gap import kendall_tau
 
