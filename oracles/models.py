@@ -22,7 +22,7 @@ exist as 1-D and 2-D layers for the supernet and the stand-alone network to matc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -43,6 +43,7 @@ __all__ = [
     "chain_plan",
     "conv",
     "make_op",
+    "model_options_for",
     "resolve_device",
 ]
 
@@ -428,6 +429,23 @@ class ChainNetwork(nn.Module):
         return self.classifier(torch.flatten(self.pool(x), 1))
 
 
+MODEL_SPACES = ("nb201", "chain")
+
+
+def model_options_for(space: SearchSpace, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The model options that apply to ``space``.
+
+    Configs may hold options per space (``{nb201: {channels: 16}, chain: {head_channels: 128}}``),
+    so one oracle config works whichever space is selected; a flat mapping applies as is.
+    """
+    opts = dict(options or {})
+    if any(k in MODEL_SPACES for k in opts):
+        nested = opts.get(space.name) or {}
+        flat = {k: v for k, v in opts.items() if k not in MODEL_SPACES}
+        return {**flat, **dict(nested)}
+    return opts
+
+
 def build_model(
     space: SearchSpace,
     arch: Architecture,
@@ -442,7 +460,8 @@ def build_model(
         arch: An architecture of ``space``.
         input_shape: ``(C, H, W)`` for 2-D layers, ``(C, L)`` for 1-D layers.
         num_classes: Classifier outputs.
-        **model_options: ``nb201``: ``channels`` (C, default 16), ``cells`` (N per stage,
+        **model_options: Options for this space (see :func:`model_options_for` for per-space
+            mappings). ``nb201``: ``channels`` (C, default 16), ``cells`` (N per stage,
             default 1). ``chain``: ``stem_channels`` (16), ``widths`` (per stage),
             ``strides`` (per stage), ``head_channels`` (128).
 
@@ -456,7 +475,7 @@ def build_model(
     if len(shape) not in (2, 3):
         raise ValueError(f"input_shape must be (C, L) or (C, H, W), got {list(shape)}")
     dim = len(shape) - 1
-    options = dict(model_options)
+    options = model_options_for(space, model_options)
     if isinstance(space, NB201Space):
         channels = int(options.pop("channels", 16))
         cells = int(options.pop("cells", 1))

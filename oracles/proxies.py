@@ -36,7 +36,7 @@ from engine.spaces import Architecture, NB201Space, SearchSpace
 from engine.types import DEFAULT_FIDELITY, Evaluation
 from oracles.data import Dataset, dataset_from_config
 from oracles.hardware import HardwareCost
-from oracles.models import build_model, resolve_device
+from oracles.models import build_model, model_options_for, resolve_device
 from oracles.standalone import job_seed
 
 __all__ = ["NETWORK_PROXIES", "PROXIES", "ProxyOracle", "compute_proxies"]
@@ -195,7 +195,7 @@ class ProxyOracle:
         self.names = wanted
         self.seed = seed
         self.dataset = dataset_from_config(dataset)
-        self.model_options = dict(model or {})
+        self.model_options = model_options_for(space, model)
         self.device = resolve_device(device)
         self.hardware = HardwareCost(
             space, self.dataset.input_shape, self.dataset.num_classes, self.model_options,

@@ -37,7 +37,7 @@ from engine.types import DEFAULT_FIDELITY, Evaluation
 from oracles.data import Dataset, dataset_from_config
 from oracles.executors import Executor, make_executor
 from oracles.hardware import HardwareCost
-from oracles.models import build_model, resolve_device
+from oracles.models import build_model, model_options_for, resolve_device
 
 __all__ = ["Recipe", "StandaloneOracle", "evaluate_accuracy", "job_seed", "train_job"]
 
@@ -265,7 +265,7 @@ class StandaloneOracle:
             dict(dataset) if isinstance(dataset, Mapping) else dataset
         )
         self.dataset = dataset_from_config(dataset)
-        self.model_options = dict(model or {})
+        self.model_options = model_options_for(space, model)
         self.hardware_options = dict(hardware or {})
         self.device = str(resolve_device(device)) if device != "auto" else "auto"
         # Build one network and the cost model now: a bad model or hardware option fails here, not per job.

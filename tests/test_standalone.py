@@ -73,7 +73,7 @@ def test_process_pool_gives_the_local_result() -> None:
     opts = {**FAST, "epochs": 1}
     local = StandaloneOracle(space, dataset=SYNTH, **opts, seed=1, executor="local").evaluate(archs)
     oracle = StandaloneOracle(
-        space, dataset=SYNTH, **opts, seed=1, executor={"name": "process", "workers": 2, "start_method": "forkserver"}
+        space, dataset=SYNTH, **opts, seed=1, executor={"name": "process", "workers": 2, "start_method": "fork"}
     )
     try:
         pooled = oracle.evaluate(archs)
@@ -113,17 +113,21 @@ def test_bad_recipe_and_data_fail_at_construction() -> None:
         StandaloneOracle(space, dataset={"name": "npz", "path": "/nonexistent/data.npz"})
 
 
-@pytest.mark.parametrize("oracle", ["standalone", "proxy"])
-def test_nas_search_end_to_end_with_torch_oracles(tmp_path: Path, oracle: str) -> None:
+@pytest.mark.parametrize("oracle,space", [("standalone", "nb201"), ("proxy", "nb201"), ("proxy", "chain")])
+def test_nas_search_end_to_end_with_torch_oracles(tmp_path: Path, oracle: str, space: str) -> None:
     overrides = [
         f"oracle={oracle}",
+        f"space={space}",
         "dataset=digits",
         "budget.evaluations=2",
-        "oracle.model.channels=4",
+        "oracle.model.nb201.channels=4",
+        "oracle.model.chain.head_channels=16",
         "oracle.hardware.latency_batch_size=2",
     ]
     if oracle == "standalone":
         overrides.append("oracle.epochs=1")
+    if space == "chain":
+        overrides += ["space.params.stages=2", "space.params.depths=[1,2]"]
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
         cfg = compose("config", overrides=overrides)
     summary = run_search(cfg, tmp_path)
