@@ -1,4 +1,4 @@
-"""Where oracle jobs run: in-process or in a local process pool (a Ray executor can plug in later).
+"""Where oracle jobs run: in-process, in a local process pool, or as Ray tasks (:mod:`oracles.ray_executor`).
 
 API (the one contract an executor fulfils):
 
@@ -8,7 +8,7 @@ API (the one contract an executor fulfils):
   that raises yields the exception object in its slot instead of a result; one bad job
   never loses the others.
 - ``executor.close()``: release workers (also called at interpreter exit for pools).
-- :func:`make_executor` ``(config) -> Executor`` from ``"local"``, ``"process"`` or a mapping
+- :func:`make_executor` ``(config) -> Executor`` from ``"local"``, ``"process"``, ``"ray"`` or a mapping
   ``{name: process, workers: 2, threads_per_worker: 1}`` (what ``conf/executor/*.yaml`` holds).
 
 Why a pool of processes rather than threads: training holds the GIL in Python code and
@@ -145,7 +145,16 @@ class ProcessExecutor:
         return state
 
 
-EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "process": ProcessExecutor}
+def _ray_executor(**options: Any) -> Executor:
+    """``executor=ray``: imported on use, since Ray is an optional extra and slow to import."""
+    from oracles.ray_executor import RayExecutor
+
+    return RayExecutor(**options)
+
+
+EXECUTORS: dict[str, Callable[..., Executor]] = {
+    "local": LocalExecutor, "process": ProcessExecutor, "ray": _ray_executor,
+}
 
 
 def make_executor(config: Executor | Mapping[str, Any] | str | None = "local") -> Executor:

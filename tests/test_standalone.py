@@ -95,8 +95,8 @@ def test_executors_keep_order_and_isolate_errors() -> None:
     out = LocalExecutor().map(_boom, [0, 1, 2])
     assert out[0] == 0 and out[2] == 20 and "job one broke" in str(out[1])
     assert isinstance(make_executor({"name": "process", "workers": 1}), ProcessExecutor)
-    with pytest.raises(ValueError, match="unknown executor 'ray'"):
-        make_executor("ray")
+    with pytest.raises(ValueError, match="unknown executor 'dask'"):
+        make_executor("dask")
     with pytest.raises(ValueError, match=r"executor\.workers must be a positive integer"):
         make_executor({"name": "process", "workers": 0})
 
