@@ -553,7 +553,7 @@ def check_determinism(
     for seed in seeds:
         runs = []
         for _ in range(2):
-            strategy = make_strategy(cls, _space(space) if isinstance(space, str) or space is None else sp, seed)
+            strategy = make_strategy(cls, sp, seed)
             runs.append(_queries(_search(strategy, sp, budget, batch_size=3).history))
         if runs[0] != runs[1]:
             raise AssertionError(
