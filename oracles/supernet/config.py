@@ -22,6 +22,7 @@ EVAL_ONLY_FIELDS = frozenset(
         "measure_latency",
         "latency_batch_size",
         "device",
+        "num_threads",
     }
 )
 # Fields of the few-shot stage only: the parent supernet does not depend on them.
@@ -56,6 +57,9 @@ class SupernetConfig:
         latency_batch_size: Batch size of the latency measurement.
         model: Options of the network skeleton (width, cells per stage...), passed to the model builder.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        num_threads: torch CPU threads while training and evaluating (``None``: leave torch's
+            setting). 1 by default: these small networks gain little from intra-op threads,
+            and on a busy machine extra threads spin and slow everything down several-fold.
     """
 
     sampling: str = "uniform"
@@ -80,6 +84,7 @@ class SupernetConfig:
     latency_batch_size: int = 1
     model: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
+    num_threads: int | None = 1
 
     def __post_init__(self) -> None:
         def bad(key: str, want: str, got: Any) -> ValueError:
@@ -111,6 +116,10 @@ class SupernetConfig:
             raise bad("bn_recalibration", "true or false", self.bn_recalibration)
         if self.bn_recalibration and self.recalibration_batches < 1:
             raise bad("recalibration_batches", ">= 1 when bn_recalibration is true", self.recalibration_batches)
+        if self.num_threads is not None and (
+            isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 1
+        ):
+            raise bad("num_threads", "null or a positive integer", self.num_threads)
         if self.device not in ("auto", "cpu", "cuda"):
             raise bad("device", "auto, cpu or cuda", self.device)
         if self.few_shot_decisions is not None:

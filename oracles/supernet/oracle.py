@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,20 @@ def build_supernet(
     raise ValueError(f"no supernet for space {space.name!r}; spaces with supernets are ['chain', 'nb201']")
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads (``None``: unchanged), then restore the setting."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 class SupernetOracle:
     """Scores architectures by the validation accuracy they inherit from a trained supernet.
 
@@ -66,6 +81,9 @@ class SupernetOracle:
         latency_table: CSV of measured latencies (``arch``, ``latency_ms``) used instead of measuring.
         fidelity: Fidelity name written into the evaluations.
     """
+
+    # What trains the supernet; ``oracles.supernet.ddp`` swaps in its data-parallel trainer under torchrun.
+    trainer_factory: Callable[..., SupernetTrainer] = SupernetTrainer
 
     def __init__(
         self,
@@ -129,10 +147,14 @@ class SupernetOracle:
         """Train, resume or load the supernet (idempotent)."""
         if self.units:
             return
+        with torch_threads(self.config.num_threads):
+            self._prepare()
+
+    def _prepare(self) -> None:
         start = time.monotonic()
         x, y = (t.to(self.device) for t in self.data.train)
         _log.info("supernet for %s on %s: %s", self.space.name, self.data.describe(), self.config.training_identity())
-        trainer = SupernetTrainer(
+        trainer = self.trainer_factory(
             self._build, self.space, self.config, (x, y), self.seed, self.meta(),
             checkpoint=self.checkpoint, parent_checkpoint=self.parent_checkpoint,
             parent_meta=self.meta(parent=True) if self.parent_checkpoint is not None else None,
@@ -166,6 +188,10 @@ class SupernetOracle:
                 end-of-epoch snapshots, oldest first) instead of the final ones.
         """
         self.prepare()
+        with torch_threads(self.config.num_threads):
+            return self._score(archs, snapshot)
+
+    def _score(self, archs: Sequence[Architecture], snapshot: int | None) -> list[dict[str, float]]:
         assert self._evaluator is not None
         by_unit: dict[str, list[int]] = {}
         for i, a in enumerate(archs):
@@ -225,7 +251,8 @@ class SupernetOracle:
             for i, s in zip(good, scores):
                 arch = archs[i]
                 try:
-                    hw = self.hardware_metrics(arch)
+                    with torch_threads(self.config.num_threads):
+                        hw = self.hardware_metrics(arch)
                 except Exception as exc:
                     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                     results[i] = Evaluation.failure(arch, self.fidelity, text, share)
