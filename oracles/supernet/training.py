@@ -312,11 +312,16 @@ class SupernetTrainer:
                              "torch_rng": fresh_gen.get_state(), "units": units, "snapshots": snapshots,
                              "recent": [], "history": self.history, "seconds": self.seconds}
                 if self.checkpoint is not None:
-                    save_atomic(state, self.checkpoint)
+                    self._save(state)
         finally:
             if bar is not None:
                 bar.close()
         return state
+
+    def _save(self, state: dict[str, Any]) -> None:
+        """Write the epoch checkpoint (a data-parallel trainer writes it from rank 0 only)."""
+        assert self.checkpoint is not None
+        save_atomic(state, self.checkpoint)
 
     def _epoch(
         self, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, sampler: Sampler, gen: torch.Generator,
