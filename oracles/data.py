@@ -376,6 +376,10 @@ def load_npz(
         raw = [(arrays[x_key], arrays[y_key], x_key)]
     parts = []
     for x, y, key in raw:
+        if x.ndim == 0 or y.ndim == 0 or len(x) == 0:
+            raise ValueError(
+                f"dataset 'npz' ({p}, array {key!r}): needs one example per row, got shapes {x.shape} and {y.shape}"
+            )
         if x.dtype.kind not in "fiub":
             raise ValueError(f"dataset 'npz' ({p}, array {key!r}): inputs must be numeric, got dtype {x.dtype}")
         if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):

@@ -8,6 +8,7 @@ import gzip
 import io
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -60,7 +61,7 @@ def load_table(
     try:
         key = (str(p.resolve()), p.stat().st_mtime, type(space), space.decisions, arch_column, tuple(columns))
         header, rows = _read_table(key[0], key[1])
-    except (OSError, UnicodeDecodeError, csv.Error, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, UnicodeDecodeError, csv.Error, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ValueError(f"cannot read table {p}: {exc}") from None
     if key in _PARSED:  # parsing 15,625 architecture strings dominates building an oracle
         return dict(_PARSED[key])

@@ -10,10 +10,22 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from numbers import Integral
 
 from engine.spaces._base import Architecture, Decision, SearchSpace
 
-_LAYER = re.compile(r"k(\d+)e(\d+)")
+# ASCII digits without leading zeros: one canonical spelling per layer.
+_LAYER = re.compile(r"k([1-9][0-9]*)e([1-9][0-9]*)")
+
+
+def _positive_ints(key: str, values: Sequence[int]) -> tuple[int, ...]:
+    """``values`` sorted, checked to be distinct positive integers (each is written into the string)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise ValueError(f"chain space: {key} must be a non-empty list of positive integers, got {values!r}")
+    bad = any(isinstance(v, bool) or not isinstance(v, Integral) or v < 1 for v in values)
+    if bad or len(set(values)) != len(values):
+        raise ValueError(f"chain space: {key} must be distinct positive integers, got {list(values)!r}")
+    return tuple(sorted(int(v) for v in values))
 
 
 class ChainSpace(SearchSpace):
@@ -38,14 +50,12 @@ class ChainSpace(SearchSpace):
         kernels: Sequence[int] = (3, 5, 7),
         expands: Sequence[int] = (3, 4, 6),
     ) -> None:
-        if stages < 1 or not depths or min(depths) < 1 or not kernels or not expands:
-            raise ValueError(
-                "chain space needs stages >= 1 and non-empty depths (>= 1), kernels and expands"
-            )
+        if isinstance(stages, bool) or not isinstance(stages, Integral) or stages < 1:
+            raise ValueError(f"chain space needs stages >= 1 (an integer), got {stages!r}")
         self.stages = int(stages)
-        self.depths = tuple(sorted(int(d) for d in depths))
-        self.kernels = tuple(sorted(int(k) for k in kernels))
-        self.expands = tuple(sorted(int(e) for e in expands))
+        self.depths = _positive_ints("depths", depths)
+        self.kernels = _positive_ints("kernels", kernels)
+        self.expands = _positive_ints("expands", expands)
         self.max_depth = max(self.depths)
         decisions: list[Decision] = []
         # Per stage: depth first, then (kernel, expand) per layer, so a sequential
