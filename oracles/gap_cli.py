@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -158,11 +159,17 @@ def run_standalone(
 
 
 # -- supernet settings ------------------------------------------------------------------------
-def setting_configs(cfg: DictConfig) -> list[tuple[str, dict[str, Any]]]:
+def model_options(cfg: DictConfig, space: SearchSpace) -> dict[str, Any]:
+    """The stand-alone recipe's network options for ``space`` (flat, or per space in the config)."""
+    from oracles.models import model_options_for
+
+    return model_options_for(space, _plain(cfg.standalone.get("model")) or {})
+
+
+def setting_configs(cfg: DictConfig, space: SearchSpace) -> list[tuple[str, dict[str, Any]]]:
     """``(name, supernet options)`` per setting: each entry of ``settings`` applied over ``supernet``."""
     base = dict(_plain(cfg.supernet))
-    model = _plain(cfg.standalone.get("model")) or {}
-    base["model"] = model  # the supernet's sub-networks are exactly the stand-alone networks
+    base["model"] = model_options(cfg, space)  # the supernet's sub-networks are exactly the stand-alone networks
     raw = _plain(cfg.settings) or []
     if not isinstance(raw, list):
         raise GapConfigError(f"settings must be a list of {{name: ..., <supernet option>: ...}}, got {raw!r}")
@@ -194,7 +201,7 @@ def evaluate_settings(
 
     results = []
     seeds = [int(cfg.seed) + s for s in range(max(1, int(cfg.supernet_seeds)))]
-    for name, options in setting_configs(cfg):
+    for name, options in setting_configs(cfg, space):
         try:
             sn_cfg = SupernetConfig.from_mapping(options)
         except ValueError as exc:
@@ -244,7 +251,7 @@ def proxy_scores(cfg: DictConfig, space: SearchSpace, archs: Sequence[Architectu
     from oracles.proxies import ProxyOracle
 
     oracle = ProxyOracle(space, _plain(cfg.dataset), proxy=names[0], metrics=names[1:], seed=int(cfg.seed),
-                         model=_plain(cfg.standalone.get("model")) or {}, hardware={"latency": False})
+                         model=model_options(cfg, space), hardware={"latency": False})
     out: dict[str, dict[str, float]] = {n: {} for n in oracle.names}
     for ev in oracle.evaluate(archs):
         if ev.ok:
@@ -382,6 +389,7 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
     """
     from oracles.data import dataset_from_config
     from oracles.models import build_model
+    from oracles.supernet import SupernetConfig
 
     _check(cfg)
     out = Path(output_dir)
@@ -391,8 +399,13 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
         data = dataset_from_config(_plain(cfg.dataset))
     except ValueError as exc:
         raise GapConfigError(str(exc)) from None
-    settings_list = setting_configs(cfg)  # validated before any training
-    model_opts = _plain(cfg.standalone.get("model")) or {}
+    settings_list = setting_configs(cfg, space)
+    for name, options in settings_list:  # every setting is checked before anything trains
+        try:
+            SupernetConfig.from_mapping(options)
+        except ValueError as exc:
+            raise GapConfigError(f"settings {name!r}: {exc}") from None
+    model_opts = model_options(cfg, space)
     rng = np.random.default_rng(int(cfg.seed))
 
     def size(a: Architecture) -> int:
@@ -411,9 +424,19 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
                   "data": data.fingerprint, "recipe": recipe},
     )
     t0 = time.monotonic()
-    settings = evaluate_settings(cfg, space, archs, Path(cfg.supernet_cache) if cfg.get("supernet_cache") else out)
-    t1 = time.monotonic()
-    standalone = run_standalone(cfg, space, archs, journal)
+    cache = Path(cfg.supernet_cache) if cfg.get("supernet_cache") else out
+    if cfg.parallel:
+        # Stand-alone jobs run in the executor's worker processes, driven from a thread,
+        # while this process trains and scores the supernets.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(run_standalone, cfg, space, archs, journal)
+            settings = evaluate_settings(cfg, space, archs, cache)
+            t1 = time.monotonic()
+            standalone = pending.result()
+    else:
+        settings = evaluate_settings(cfg, space, archs, cache)
+        t1 = time.monotonic()
+        standalone = run_standalone(cfg, space, archs, journal)
     t2 = time.monotonic()
     proxies = proxy_scores(cfg, space, archs)
     truth, rows = build_report(standalone, settings, proxies, float(cfg.top_fraction))
@@ -434,7 +457,7 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
             "spread": [min(accs), max(accs)] if accs else None,
             "noise_ceiling": rows[0]["noise_ceiling"] if rows else None,
             "noise_ceiling_top": rows[0]["noise_ceiling_top"] if rows else None,
-            "seconds": t2 - t1,
+            "seconds": t2 - t0,
         },
         "settings": settings,
         "proxies": proxies,

@@ -18,7 +18,7 @@ from engine.spaces import Architecture, ChainSpace, NB201Space, SearchSpace
 from engine.types import DEFAULT_FIDELITY, Evaluation
 from oracles.data import Dataset, dataset_from_config
 from oracles.hardware import HardwareCost
-from oracles.models import resolve_device
+from oracles.models import model_options_for, resolve_device
 from oracles.supernet.chain import ChainSupernet
 from oracles.supernet.config import SupernetConfig
 from oracles.supernet.evaluation import InheritedEvaluator
@@ -98,7 +98,9 @@ class SupernetOracle:
         fidelity: str = DEFAULT_FIDELITY,
     ) -> None:
         self.space = space
-        self.config = SupernetConfig.from_mapping(supernet)
+        config = SupernetConfig.from_mapping(supernet)
+        # model options may be given per space ({nb201: {...}, chain: {...}}), as in the oracle configs
+        self.config = config.replace(model=model_options_for(space, config.model))
         self.data = dataset_from_config(dataset)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"oracle.seed must be an integer, got {seed!r}")
