@@ -50,8 +50,11 @@ def build_strategy(cfg: DictConfig, space: SearchSpace) -> Strategy:
     name = options.pop("name", None)
     if not name:
         raise ConfigError("strategy.name is missing")
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     try:
-        return create_strategy(name, space, seed=int(cfg.seed), **options)
+        return create_strategy(name, space, seed=seed, **options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"strategy: {exc}") from None
 

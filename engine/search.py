@@ -47,6 +47,8 @@ class Budget:
             v = getattr(self, key)
             if v is not None and (isinstance(v, bool) or v < 0):
                 raise ValueError(f"budget.{key} must be a non-negative number or null, got {v!r}")
+        if not isinstance(self.per_fidelity, Mapping):
+            raise ValueError(f"budget.per_fidelity must map fidelity names to counts, got {self.per_fidelity!r}")
         for k, v in self.per_fidelity.items():
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"budget.per_fidelity.{k} must be a non-negative integer, got {v!r}")
