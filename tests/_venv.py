@@ -47,7 +47,9 @@ def pip_install(bin_dir: Path, *args: str) -> None:
 
 def child_env(home: Path) -> dict[str, str]:
     """Environment for commands in the child: no source tree on the path, W&B kept local."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "WANDB_MODE")}
+    # WANDB_SERVICE is set by an in-process wandb.init of another test: a child must start its own service.
+    drop = ("PYTHONPATH", "VIRTUAL_ENV", "WANDB_MODE", "WANDB_SERVICE")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update({
         "WANDB_SILENT": "true",
         "WANDB_DATA_DIR": str(home / "wandb-data"),

@@ -30,6 +30,7 @@ def test_two_process_training_agrees_with_one_process(tmp_path: Path) -> None:
            "WANDB_DATA_DIR": str(tmp_path / "wandb-data"), "WANDB_CACHE_DIR": str(tmp_path / "wandb-cache"),
            "WANDB_CONFIG_DIR": str(tmp_path / "wandb-config")}
     env.pop("WANDB_MODE", None)
+    env.pop("WANDB_SERVICE", None)  # set by an in-process wandb.init of another test: a child must start its own
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "oracles.supernet.ddp", "--output-dir", str(out), *OVERRIDES, "tracker=wandb"],

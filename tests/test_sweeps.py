@@ -28,6 +28,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
     })
     env.pop("WANDB_MODE", None)
+    env.pop("WANDB_SERVICE", None)  # set by an in-process wandb.init of another test: a child must start its own
     return env
 
 
