@@ -512,6 +512,31 @@ def pareto_fronts(jobs: Sequence[Job]) -> dict[str, tuple[list[tuple[str, str]],
     return out
 
 
+def _focus_on_bulk(ax: Any, points: Sequence[tuple[float, float]]) -> int:
+    """Limit the axes to the bulk of the points (3 IQR fences); returns how many fall outside.
+
+    A front often ends in a degenerate extreme (an all-``none`` cell: 10% accuracy,
+    zero latency) that would squash every interesting trade-off into a corner.
+    """
+    if len(points) < 5:
+        return 0
+    arr = np.asarray(points, dtype=float)
+    keep = np.ones(len(arr), dtype=bool)
+    for d in range(2):
+        q1, q3 = np.percentile(arr[:, d], [25, 75])
+        fence = 3 * (q3 - q1)
+        if fence > 0:
+            keep &= (arr[:, d] >= q1 - fence) & (arr[:, d] <= q3 + fence)
+    if keep.all() or keep.sum() < 2:
+        return 0
+    inner = arr[keep]
+    for d, setter in ((0, ax.set_xlim), (1, ax.set_ylim)):
+        lo, hi = inner[:, d].min(), inner[:, d].max()
+        pad = 0.06 * (hi - lo) if hi > lo else 1.0
+        setter(lo - pad, hi + pad)
+    return int((~keep).sum())
+
+
 def plot_pareto(fronts: Mapping[str, tuple[list[tuple[str, str]], list[list[dict[str, Any]]]]], path: Path) -> Path:
     """The first two objectives of every job's Pareto front, one colour per group, as staircases."""
     import matplotlib
@@ -520,6 +545,7 @@ def plot_pareto(fronts: Mapping[str, tuple[list[tuple[str, str]], list[list[dict
     ax = fig.subplots()
     colors = matplotlib.colormaps["tab10"]
     axis_names: tuple[str, str] | None = None
+    all_points: list[tuple[float, float]] = []
     for gi, (label, (objectives, job_fronts)) in enumerate(fronts.items()):
         (mx, dx), (my, dy) = objectives[0], objectives[1]
         axis_names = axis_names or (f"{mx} ({dx})", f"{my} ({dy})")
@@ -527,6 +553,7 @@ def plot_pareto(fronts: Mapping[str, tuple[list[tuple[str, str]], list[list[dict
             pts = sorted((float(r[mx]), float(r[my])) for r in front if mx in r and my in r)
             if not pts:
                 continue
+            all_points.extend(pts)
             x, y = zip(*pts)
             # The attainment staircase: at each x, the best y reachable by a point at least as good in x.
             ax.step(x, y, where="pre" if dx == "max" else "post", color=colors(gi % 10), alpha=0.55, lw=1.2,
@@ -535,7 +562,11 @@ def plot_pareto(fronts: Mapping[str, tuple[list[tuple[str, str]], list[list[dict
     if axis_names:
         ax.set_xlabel(axis_names[0])
         ax.set_ylabel(axis_names[1])
-    ax.set_title("Pareto fronts (one staircase per job)", fontsize=11)
+    hidden = _focus_on_bulk(ax, all_points)
+    title = "Pareto fronts (one staircase per job)"
+    if hidden:
+        title += f"\n{hidden} extreme point(s) outside the axes (e.g. a network of only 'none' operations)"
+    ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.savefig(path)
