@@ -175,6 +175,27 @@ def output_path(out: Path, cfg: DictConfig, key: str) -> Path:
     return out / rel
 
 
+def prepare_oracles(oracles: dict[str, Oracle]) -> None:
+    """Run each oracle's optional ``prepare()`` (train or load a supernet) before the search starts.
+
+    A setup failure (an unreadable or mismatched checkpoint) then stops the run
+    with its message, instead of failing every evaluation one by one and leaving
+    those failures in the journal, where a resume would keep them.
+
+    Raises:
+        ConfigError: naming the oracle's config key and the problem.
+    """
+    for fid, oracle in oracles.items():
+        prepare = getattr(oracle, "prepare", None)
+        if callable(prepare):
+            try:
+                prepare()
+            except (ValueError, OSError) as exc:
+                key = "oracle" if fid == DEFAULT_FIDELITY else f"fidelities.{fid}"
+                text = " ".join(str(exc).split())  # one line, even when torch's message has many
+                raise ConfigError(f"{key}: {text}") from None
+
+
 def _identity(cfg: DictConfig) -> dict[str, Any]:
     plain = _plain(cfg)
     return {k: v for k, v in plain.items() if k not in _RESUME_FREE_KEYS and k != "hydra"}
@@ -294,8 +315,10 @@ def _run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: 
         raise ConfigError(
             f"{journal_path} already exists: pass resume=true to continue it, or choose another hydra.run.dir"
         )
+    parent_existed = journal_path.parent.exists()
     journal_path.parent.mkdir(parents=True, exist_ok=True)
     journal = Journal(journal_path)
+    discard = False
     try:
         identity = _identity(cfg)
         stored = journal.get_meta("config")
@@ -304,12 +327,21 @@ def _run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: 
         elif stored != identity:
             changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
             raise ConfigError(f"cannot resume {journal_path}: the config differs in {changed}")
+        prepare_oracles(oracles)
         search = Search(
             strategy, oracles, budget, journal=journal, batch_size=batch_size, callbacks=callbacks, retry=retry
         )
         result = search.run()
+    except ConfigError:
+        discard = not exists and len(journal) == 0  # refused before anything was evaluated: leave no trace
+        raise
     finally:
         journal.close()
+        if discard:
+            for leftover in (journal_path, *(Path(f"{journal_path}{s}") for s in ("-wal", "-shm", ".lock"))):
+                leftover.unlink(missing_ok=True)
+            if not parent_existed and not any(journal_path.parent.iterdir()):
+                journal_path.parent.rmdir()
     summary = summarize(cfg, result, journal_path, strategy)
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = summary_path.with_name(summary_path.name + ".tmp")

@@ -121,6 +121,12 @@ class FaultyOracle(BaseOracle):
         self.attempts: Counter[str] = Counter()
         """Calls per architecture string in this process (faulty ones included)."""
 
+    def prepare(self) -> None:
+        """Prepare the wrapped oracle (train or load a supernet) if it has such a step."""
+        prepare = getattr(self.inner, "prepare", None)
+        if callable(prepare):
+            prepare()
+
     def fault_of(self, arch: Architecture) -> str | None:
         """The fault kind injected into ``arch``, or ``None``."""
         if arch.string in self.faults:

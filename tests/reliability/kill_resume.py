@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -102,13 +103,23 @@ def journal_rows(path: Path) -> list[Row]:
         db.close()
 
 
-def _command(run_dir: Path, overrides: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "engine.cli", "oracle=faulty", *overrides, f"hydra.run.dir={run_dir}"]
+def _command(run_dir: Path, overrides: Sequence[str], oracle: str = "faulty") -> list[str]:
+    # The configs are read from a snapshot taken when the harness starts, so that an edit of
+    # conf/ during a long run does not make the resumed process's config differ.
+    snapshot = run_dir.parent / "conf"
+    if not snapshot.is_dir():
+        from engine.cli import config_dir
+
+        shutil.copytree(config_dir(), snapshot)
+    return [
+        sys.executable, "-m", "engine.cli", f"--config-path={snapshot}", f"oracle={oracle}", *overrides,
+        f"hydra.run.dir={run_dir}",
+    ]
 
 
-def _run(run_dir: Path, overrides: Sequence[str], timeout: float = 300.0) -> None:
+def _run(run_dir: Path, overrides: Sequence[str], timeout: float = 900.0, oracle: str = "faulty") -> None:
     proc = subprocess.run(
-        _command(run_dir, overrides), capture_output=True, text=True, timeout=timeout, env=_env()
+        _command(run_dir, overrides, oracle), capture_output=True, text=True, timeout=timeout, env=_env()
     )
     if proc.returncode != 0:
         raise RuntimeError(f"nas-search failed ({proc.returncode}) in {run_dir}:\n{proc.stderr[-2000:]}")
@@ -223,6 +234,107 @@ def kill_and_resume(
     return fig
 
 
+SUPERNET_CONFIGS: dict[str, list[str]] = {
+    "supernet/one-shot": [],
+    "supernet/few-shot": ["supernet.few_shot_splits=2", "supernet.few_shot_epochs=4"],
+}
+"""Supernet configurations: overrides on top of :data:`SUPERNET_BASE`."""
+
+SUPERNET_BASE = [
+    "supernet.measure_latency=false", "supernet.model={channels: 8, cells: 1}", "supernet.keep_last_epochs=2",
+    "strategy=random", "budget.evaluations=8", "batch_size=2",
+]
+
+
+def kill_supernet_and_resume(
+    name: str,
+    overrides: Sequence[str],
+    workdir: Path,
+    kills: int = 20,
+    epochs: int = 16,
+    seed: int = 0,
+    rng: np.random.Generator | None = None,
+) -> Figures:
+    """Kill a real supernet search mid-training ``kills`` times; it must resume from its last checkpoint.
+
+    Each process is killed at a random moment after the checkpoint file changed
+    (an epoch finished), so most kills land inside the next epoch. Besides the
+    journal comparison of :func:`kill_and_resume`, the figures count the epochs
+    logged over all processes: resuming from the checkpoint means each epoch is
+    completed once (a kill between an epoch's log line and its checkpoint may
+    repeat one), where starting over would repeat every epoch done before a kill.
+    """
+    rng = rng or np.random.default_rng(4321)
+    fig = Figures(config=name)
+    base = [*SUPERNET_BASE, *overrides, f"supernet.epochs={epochs}", f"seed={seed}"]
+    ref_dir, run_dir = workdir / "reference", workdir / "killed"
+    _run(ref_dir, base, oracle="supernet")
+    ref = journal_rows(ref_dir / "journal.sqlite")
+    ref_epochs = _epoch_lines(ref_dir)
+    chain = [*base, "resume=true"]
+    checkpoint = run_dir / "supernet.pt"
+    log = (workdir / "stderr.log").open("w")
+    committed: list[int] = []
+    try:
+        for k in range(kills):
+            before = journal_rows(run_dir / "journal.sqlite")
+            committed.append(len(before))
+            stamp = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
+            proc = subprocess.Popen(
+                _command(run_dir, chain, "supernet"), stdout=subprocess.DEVNULL, stderr=log, env=_env()
+            )
+            fig.processes += 1
+            started = time.monotonic()
+            # Wait for progress: a new checkpoint (an epoch finished) or, once trained, a new journal row.
+            while proc.poll() is None:
+                now = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
+                if now != stamp or len(journal_rows(run_dir / "journal.sqlite")) > len(before):
+                    break
+                time.sleep(0.05)
+            epoch_s = max(0.2, (time.monotonic() - started) / 3)
+            time.sleep(float(rng.uniform(0.0, epoch_s)))
+            if proc.poll() is not None:
+                fig.finished_early += 1
+                fig.notes.append(f"process {k} finished before its kill")
+                break
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            fig.kills += 1
+        committed.append(len(journal_rows(run_dir / "journal.sqlite")))
+        final = subprocess.run(_command(run_dir, chain, "supernet"), stdout=subprocess.DEVNULL, stderr=log,
+                               env=_env(), timeout=900)
+        fig.processes += 1
+        if final.returncode != 0:
+            fig.notes.append(f"final resume exited with {final.returncode}")
+    finally:
+        log.close()
+    rows = journal_rows(run_dir / "journal.sqlite")
+    fig.evaluations_checked = len(rows)
+    fig.lost = max(max((c - _prefix_len(rows[:c], ref[:c]) for c in committed), default=0),
+                   len(ref) - _prefix_len(rows, ref))
+    fig.repeated = max(0, len(rows) - len(ref))
+    fig.identical = rows == ref
+    try:
+        fig.summary_identical = _summary_key(run_dir / "summary.json") == _summary_key(ref_dir / "summary.json")
+    except (OSError, KeyError, ValueError) as exc:
+        fig.notes.append(f"summary: {exc}")
+    trained = _epoch_lines(run_dir)
+    resumed = sum("resuming stage" in line for line in _log_lines(run_dir))
+    fig.notes.append(
+        f"epochs logged {trained} for {ref_epochs} in the reference; {resumed} resumes from a checkpoint"
+    )
+    fig.oracle_calls = trained
+    return fig
+
+
+def _log_lines(run_dir: Path) -> list[str]:
+    return [line for p in run_dir.glob("*.log") for line in p.read_text(errors="replace").splitlines()]
+
+
+def _epoch_lines(run_dir: Path) -> int:
+    return sum(" epoch " in line and "supernet" in line and "loss" in line for line in _log_lines(run_dir))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the harness over :data:`CONFIGS` and print a table (and JSON with ``--json``)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -231,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--delay", type=float, default=0.02, help="real seconds per evaluation")
     ap.add_argument("--seed", type=int, default=0, help="search seed")
     ap.add_argument("--configs", nargs="*", default=list(CONFIGS), help=f"subset of {list(CONFIGS)}")
+    ap.add_argument("--supernet", nargs="*", default=[], help=f"supernet configurations: {list(SUPERNET_CONFIGS)}")
+    ap.add_argument("--epochs", type=int, default=16, help="supernet training epochs")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed + 2026)
@@ -247,6 +361,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name:<34} {fig.kills:>5} {fig.processes:>5} {fig.evaluations_checked:>7} {fig.oracle_calls:>6}"
             f" {fig.lost:>4} {fig.repeated:>4} {fig.identical and fig.summary_identical}"
             f"  ({time.monotonic() - start:.0f} s){'  ' + '; '.join(fig.notes) if fig.notes else ''}",
+            flush=True,
+        )
+    for name in args.supernet:
+        with tempfile.TemporaryDirectory(prefix="kill_resume_") as tmp:
+            start = time.monotonic()
+            fig = kill_supernet_and_resume(
+                name, SUPERNET_CONFIGS[name], Path(tmp), args.kills, args.epochs, args.seed, rng
+            )
+        out.append(fig)
+        print(
+            f"{name:<34} {fig.kills:>5} {fig.processes:>5} {fig.evaluations_checked:>7} {fig.oracle_calls:>6}"
+            f" {fig.lost:>4} {fig.repeated:>4} {fig.identical and fig.summary_identical}"
+            f"  ({time.monotonic() - start:.0f} s)  {'; '.join(fig.notes)}",
             flush=True,
         )
     total = Figures(config="total")
