@@ -27,6 +27,21 @@ biased but rank-correlated estimate, like a weight-sharing supernet).
 
 The one requirement on a strategy beyond the :class:`~engine.strategies.Strategy`
 contract: it can be built as ``cls(space, seed=s)`` with defaults only.
+
+The checks (keys of :data:`CHECKS`): ``contract`` (ask/tell arguments and results,
+rejected calls change nothing), ``failures`` (failed evaluations and crashing
+oracle batches are survived), ``budget`` (driven by :class:`~engine.search.Search`,
+the budget is spent and never exceeded, no stall on repeats), ``determinism``
+(same seed, same queries), ``state_roundtrip`` (``state_dict`` /
+``load_state_dict`` mid-batch, in memory and through :mod:`engine.serialize`),
+``resume`` (a search interrupted before or after a snapshot resumes from its
+journal exactly) and ``beats_random`` (mean best true objective over several
+seeds and toy problems above random search's).
+
+Budgets: a single-fidelity strategy gets ``budget`` evaluations. A multi-fidelity
+one gets ``budget`` at its final fidelity and ``3 * budget`` at each other one
+(``Budget.per_fidelity``); the search ends when all are spent, so such a strategy
+should read ``self.budget_left`` and spend its cheap budget too.
 """
 
 from __future__ import annotations
@@ -493,7 +508,8 @@ def check_failures(
             except Exception as exc:
                 kind = "crashing batches" if raise_batch else "failed evaluations"
                 raise AssertionError(f"{label}: the search crashed on an oracle with {kind}: {exc!r}") from exc
-            if result.failures == 0 and result.evaluations >= 6:
+            # About one in three fails: 20 evaluations without a failure would mean the check tested nothing.
+            if not raise_batch and result.failures == 0 and result.evaluations >= 20:
                 raise AssertionError(f"{label}: expected some failed evaluations in this check, saw none")
         strategy = make_strategy(cls, sp, seed)
         for _ in range(3):
