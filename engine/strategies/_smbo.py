@@ -1,0 +1,144 @@
+"""Sequential model-based optimisation with a neural ensemble: BANANAS."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from engine.spaces import Architecture, SearchSpace
+from engine.strategies._base import Strategy
+from engine.strategies._registry import register
+from engine.strategies._surrogate import ACQUISITIONS, TARGETS, MLPEnsemble, acquisition, transform_targets
+
+
+def pick_encoding(space: SearchSpace, encoding: str) -> str:
+    """``auto`` means the path encoding where the space has one (cells), else one-hot.
+
+    Raises:
+        ValueError: for an encoding the space does not provide.
+    """
+    if encoding == "auto":
+        return "path" if "path" in space.encodings else "onehot"
+    if encoding not in space.encodings:
+        raise ValueError(f"encoding {encoding!r} is not provided by space {space.name!r}: use one of"
+                         f" {['auto', *space.encodings]}")
+    return encoding
+
+
+@register("smbo")
+class SMBO(Strategy):
+    """BANANAS-style Bayesian optimisation (White, Neiswanger & Savani, AAAI 2021).
+
+    After ``n_init`` random architectures, every ask refits an ensemble of small
+    MLPs on the encodings of all successful evaluations (path encoding for cells,
+    the paper's key ingredient), generates candidates by mutating the ``top_k``
+    best architectures so far (their whole one-step neighbourhood plus
+    ``n_mutations`` two-step mutations each) and ``n_random`` random ones, and
+    asks the candidates with the best acquisition: independent Thompson sampling
+    (``its``, the paper's choice) or ``ucb``. The ensemble is refit from scratch
+    with a fixed number of minibatch steps, so the cost of an ask does not grow
+    with the history, and nothing but the RNG needs saving to resume.
+
+    Args:
+        space: The search space.
+        seed: Seed of the strategy's generator.
+        n_init: Random architectures evaluated before the surrogate is used.
+        encoding: ``auto`` (path encoding where available), or a name from ``space.encodings``.
+        acquisition: ``its``, ``ucb`` or ``mean``.
+        beta: Exploration weight of ``ucb``.
+        members: Ensemble size.
+        hidden: Hidden layer widths of each MLP.
+        steps: Adam steps per refit.
+        batch_size: Minibatch size of the refit.
+        top_k: Best architectures whose mutations become candidates.
+        n_mutations: Two-step mutations drawn per top architecture.
+        n_random: Random candidates per ask (global exploration).
+        target: ``raw`` objectives or their normal ``rank`` scores as regression targets.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        n_init: int = 10,
+        encoding: str = "auto",
+        acquisition: str = "its",
+        beta: float = 1.0,
+        members: int = 5,
+        hidden: Sequence[int] = (32, 32),
+        steps: int = 200,
+        batch_size: int = 128,
+        top_k: int = 10,
+        n_mutations: int = 10,
+        n_random: int = 50,
+        target: str = "rank",
+    ) -> None:
+        super().__init__(space, seed)
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {list(ACQUISITIONS)}, got {acquisition!r}")
+        if n_init < 1 or top_k < 1 or n_mutations < 0 or n_random < 0:
+            raise ValueError(
+                f"need n_init >= 1, top_k >= 1, n_mutations >= 0, n_random >= 0; got {n_init}, {top_k},"
+                f" {n_mutations}, {n_random}"
+            )
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
+        self.target = target
+        self.encoding = pick_encoding(space, encoding)
+        self.n_init = n_init
+        self.acquisition = acquisition
+        self.beta = beta
+        self.model = MLPEnsemble(members=members, hidden=hidden, steps=steps, batch_size=batch_size)
+        self.top_k = top_k
+        self.n_mutations = n_mutations
+        self.n_random = n_random
+        self._codes: dict[Architecture, np.ndarray] = {}
+
+    def _encode(self, archs: Sequence[Architecture]) -> np.ndarray:
+        out = []
+        for a in archs:
+            code = self._codes.get(a)
+            if code is None:
+                code = self._codes[a] = self.space.encode(a, self.encoding)
+            out.append(code)
+        return np.stack(out)
+
+    def _candidates(self, ranked: Sequence[Architecture], exclude: set[Architecture]) -> list[Architecture]:
+        cands: dict[Architecture, None] = {}
+        for parent in ranked[: self.top_k]:
+            for nb in self.space.neighbours(parent):
+                cands.setdefault(nb)
+            for _ in range(self.n_mutations):
+                cands.setdefault(self.space.mutate(parent, self.rng, n=2))
+        for _ in range(self.n_random):
+            cands.setdefault(self.space.sample(self.rng))
+        return [a for a in cands if a not in exclude and not self.was_asked(a)]
+
+    def _ask(self, n: int) -> list[Architecture]:
+        ok = [e for e in self.history if e.ok]
+        if len(self.history) + len(self.pending) < self.n_init or len(ok) < 2:
+            out: list[Architecture] = []
+            while len(out) < n:
+                arch = self.sample_new()
+                if arch in out and len(out) + len(self.history) < self.space.size:
+                    continue
+                out.append(arch)
+            return out
+        ranked = [e.arch for e in sorted(ok, key=lambda e: -(e.objective or 0.0))]
+        cands = self._candidates(ranked, set(self.pending_archs))
+        if not cands:
+            if len(self._asked) >= self.space.size:
+                return []
+            return [self.sample_new()]
+        x = self._encode([e.arch for e in ok])
+        y = transform_targets(np.array([e.objective for e in ok], dtype=np.float64), self.target)
+        self.model.fit(x, y, self.rng)
+        score = acquisition(self.model.predict(self._encode(cands)), self.acquisition, self.rng, self.beta)
+        order = np.argsort(-score, kind="stable")[:n]
+        return [cands[int(i)] for i in order]
+
+    @property
+    def pending_archs(self) -> list[Architecture]:
+        """Architectures asked and not told yet."""
+        return [q.arch for q in self.pending]
