@@ -42,6 +42,8 @@ OVERRIDES: dict[str, dict[Any, Any]] = {
     "smbo": {"beats_random": {"seeds": range(4), "budget": 30}},
     # Beam-search rounds with a surrogate refit each: 75 s at the defaults on chain.
     "pnas": {"beats_random": {"seeds": range(4), "budget": 40}},
+    # Surrogate fits per ask: 98 s at the defaults on chain.
+    "flash": {"beats_random": {"seeds": range(4), "budget": 40}},
     "gap_aware": {
         "all": {"budget": 12},
         "beats_random": {"seeds": range(3), "budget": 20},
