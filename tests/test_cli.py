@@ -110,8 +110,10 @@ def test_existing_run_needs_resume_and_the_same_config(hydra_ctx: None, tmp_path
 
 def _nas_search(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "WANDB_MODE": "disabled"}
+    script = Path(sys.executable).parent / "nas-search"  # the installed console script
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-c", "from engine.cli import main; main()"]
     return subprocess.run(
-        [sys.executable, "-c", "from engine.cli import main; main()", *args],
+        [*cmd, *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
     )
 
