@@ -5,23 +5,31 @@ Prints the mean (and standard error) hypervolume of everything evaluated after
 times milliseconds) against the reference point of ``conf/strategy/nsga2.yaml``.
 All methods see the same shipped table through the same oracle, in one run.
 
-    python bench/multiobjective.py [--seeds 30] [--evaluations 100 200]
+    python bench/multiobjective.py [--seeds 30] [--evaluations 100 200] [--out bench/results/multiobjective.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from engine.spaces import get_space
-from engine.strategies import create_strategy
-from engine.strategies._nsga2 import hypervolume, parse_objectives
-from oracles.tabular import TabularOracle
+# Run as a script, this file's folder comes first on sys.path, where bench/oracles.py would
+# shadow the ``oracles`` package: drop the folder from the path before importing it.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from engine.spaces import get_space  # noqa: E402
+from engine.strategies import create_strategy  # noqa: E402
+from engine.strategies._nsga2 import hypervolume, parse_objectives  # noqa: E402
+from oracles.tabular import TabularOracle  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "multiobjective.md"
 
 OBJECTIVES = [{"metric": "val_acc", "direction": "max"}, {"metric": "latency_ms_raspi4", "direction": "min"}]
 REFERENCE = (80.0, 100.0)
@@ -68,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--evaluations", type=int, nargs="+", default=[100, 200])
+    parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file for the results table")
     args = parser.parse_args(argv)
     logging.getLogger("engine").setLevel(logging.WARNING)
     space = get_space("nb201")
@@ -81,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ),
         "optuna NSGAIISampler (pop 50, default)": lambda s: run_optuna(s, n_max, oracle, 50),
         "optuna NSGAIISampler (pop 20)": lambda s: run_optuna(s, n_max, oracle, 20),
+        "optuna NSGAIISampler (pop 10, as nsga2)": lambda s: run_optuna(s, n_max, oracle, 10),
     }
     rows = []
     for label, fn in methods.items():
@@ -91,15 +101,26 @@ def main(argv: Sequence[str] | None = None) -> None:
             for n in args.evaluations:
                 hv[n].append(hypervolume(points[:n], signs, REFERENCE))
         rows.append((label, hv, time.perf_counter() - start))
-    print(f"NAS-Bench-201 CIFAR-10, maximise val_acc, minimise latency_ms_raspi4; reference {REFERENCE};"
-          f" mean hypervolume +- s.e. over {args.seeds} seeds")
-    header = f"{'method':<42}" + "".join(f"{'HV@' + str(n):>18}" for n in args.evaluations) + f"{'seconds':>10}"
-    print(header)
+    everything = [(row["val_acc"], row["latency_ms_raspi4"]) for row in oracle.table.values()]
+    lines = [
+        f"# NSGA-II on NAS-Bench-201 CIFAR-10 ({args.seeds} seeds)",
+        "",
+        f"Maximise `val_acc`, minimise `latency_ms_raspi4`; hypervolume (accuracy points x ms) of everything"
+        f" evaluated, against the reference point {REFERENCE}; mean +- standard error over seeds.",
+        f"The whole table's Pareto front has hypervolume {hypervolume(everything, signs, REFERENCE):.1f}.",
+        "",
+        "| method | " + " | ".join(f"HV @ {n}" for n in args.evaluations) + " | seconds |",
+        "|---" * (len(args.evaluations) + 2) + "|",
+    ]
     for label, hv, secs in rows:
-        cells = "".join(
-            f"{np.mean(hv[n]):>11.1f} +- {np.std(hv[n], ddof=1) / np.sqrt(len(hv[n])):>4.1f}" for n in args.evaluations
+        cells = " | ".join(
+            f"{np.mean(hv[n]):.1f} +- {np.std(hv[n], ddof=1) / np.sqrt(len(hv[n])):.1f}" for n in args.evaluations
         )
-        print(f"{label:<42}{cells}{secs:>10.1f}")
+        lines.append(f"| {label} | {cells} | {secs:.1f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
 
 
 if __name__ == "__main__":
