@@ -117,13 +117,21 @@ def test_subnetwork_equals_standalone_with_copied_weights(space, cls, shape, opt
     # equals the naive path: stand-alone copy, reset statistics, one recalibration pass, evaluate
     net.eval()
     ctx = net.ctx
+    paths = [a.decisions for a in [*archs, archs[0]]]  # a repeated architecture shares all its rows
     with torch.no_grad():
         ctx.mode, ctx.stats = "recal", {}
-        tiled = x.repeat(len(archs), *([1] * len(shape)))
-        net(tiled, [a.decisions for a in archs])
+        net(x, paths, shared=True)  # one input block for all: shared prefixes are computed once
         ctx.mode = "stored"
-        batched = net(tiled, [a.decisions for a in archs]).reshape(len(archs), len(x), -1)
+        batched = net(x, paths, shared=True).reshape(len(paths), len(x), -1)
+        # the same with one input block per architecture
+        ctx.stats = {}
+        ctx.mode = "recal"
+        tiled = x.repeat(len(paths), *([1] * len(shape)))
+        net(tiled, paths)
+        ctx.mode = "stored"
+        torch.testing.assert_close(net(tiled, paths).reshape(len(paths), len(x), -1), batched, rtol=1e-4, atol=1e-5)
         ctx.mode, ctx.stats = "plain", {}
+        torch.testing.assert_close(batched[-1], batched[0], rtol=0, atol=0)
         for i, arch in enumerate(archs):
             alone = net.extract(arch)
             for m in alone.modules():

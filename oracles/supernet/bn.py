@@ -34,20 +34,21 @@ class BNContext:
 
     Attributes:
         mode: ``plain``, ``recal`` or ``stored``.
-        groups: Architecture ids of the row blocks of the tensor being processed.
+        groups: Per row block of the tensor being processed, the architectures it
+            belongs to (several when they share the computation so far).
         stats: ``(layer id, architecture id) -> (mean, var)`` recorded in ``recal`` mode.
     """
 
     def __init__(self) -> None:
         self.mode = "plain"
-        self.groups: tuple[int, ...] = ()
+        self.groups: tuple[tuple[int, ...], ...] = ()
         self.stats: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @contextmanager
-    def select(self, groups: Sequence[int]) -> Iterator[None]:
-        """Within the block, the tensor's rows belong to the architectures ``groups``."""
+    def select(self, groups: Sequence[Sequence[int]]) -> Iterator[None]:
+        """Within the block, the tensor's row blocks belong to the architectures ``groups``."""
         old = self.groups
-        self.groups = tuple(groups)
+        self.groups = tuple(tuple(g) for g in groups)
         try:
             yield
         finally:
@@ -129,11 +130,12 @@ class GroupBN(nn.BatchNorm2d):
             mean = mean.reshape(g, c)
             count = x.numel() // (g * c)
             unbiased = var * (count / max(count - 1, 1))
-            for i, arch in enumerate(groups):
-                ctx.stats[(self.layer_id, arch)] = (mean[i], unbiased[i])
+            for i, members in enumerate(groups):
+                for arch in members:
+                    ctx.stats[(self.layer_id, arch)] = (mean[i], unbiased[i])
         elif ctx.mode == "stored":
-            mean = torch.stack([ctx.stats[(self.layer_id, a)][0] for a in groups])
-            var = torch.stack([ctx.stats[(self.layer_id, a)][1] for a in groups])
+            mean = torch.stack([ctx.stats[(self.layer_id, m[0])][0] for m in groups])
+            var = torch.stack([ctx.stats[(self.layer_id, m[0])][1] for m in groups])
         else:
             raise RuntimeError(f"unknown BN mode {ctx.mode!r}")
         scale = torch.rsqrt(var + self.eps)

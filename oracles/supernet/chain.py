@@ -26,8 +26,9 @@ from torch import nn
 
 from engine.spaces import Architecture, ChainSpace
 from oracles import models
+from oracles.supernet import blocks
 from oracles.supernet.bn import BNContext, GroupBN
-from oracles.supernet.nb201 import Path, apply_grouped
+from oracles.supernet.nb201 import Path
 
 
 class ElasticInvertedResidual(nn.Module):
@@ -142,24 +143,48 @@ class ChainSupernet(nn.Module):
             return 0
         return 1 + path[k_dec] * len(self.space.expands) + path[e_dec]
 
-    def forward(self, x: torch.Tensor, paths: Sequence[Path]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, paths: Sequence[Path], shared: bool = False) -> torch.Tensor:
+        """Logits of every path: ``len(paths)`` row blocks, in path order.
+
+        Args:
+            x: One row block per path, or with ``shared`` one block that every path sees.
+            paths: Decision tuples.
+            shared: ``x`` is a single block common to all paths (batched evaluation).
+        """
         paths = list(paths)
-        with self.ctx.select(range(len(paths))):
+        ctx = self.ctx
+        old = ctx.groups
+        groups = blocks.initial_groups(len(paths), shared)
+        ctx.groups = groups
+        try:
             x = self.stem(x)
+            if x.dim() == 4 and ctx.mode != "plain":  # batched evaluation: channels-last is faster on CPU
+                x = x.contiguous(memory_format=torch.channels_last)
+            n_exp = len(self.space.expands)
             for pos, block in enumerate(self.blocks):
-                choices = [(self._layer_choice(p, pos),) for p in paths]
+                choice = {a: self._layer_choice(paths[a], pos) for g in groups for a in g}
+                if len(paths) == 1:
+                    c = choice[0]
+                    x = x if c == 0 else block.forward_choice(
+                        x, self.space.kernels[(c - 1) // n_exp], self.space.expands[(c - 1) % n_exp]
+                    )
+                    continue
 
-                def run(choice: int, rows: torch.Tensor, block: ElasticInvertedResidual = block) -> torch.Tensor:
-                    if choice == 0:
+                def run(c: int, rows: torch.Tensor, block: ElasticInvertedResidual = block) -> torch.Tensor:
+                    if c == 0:  # layer beyond the stage's depth: identity
                         return rows
-                    k, e = divmod(choice - 1, len(self.space.expands))
-                    return block.forward_choice(rows, self.space.kernels[k], self.space.expands[e])
+                    return block.forward_choice(rows, self.space.kernels[(c - 1) // n_exp],
+                                                self.space.expands[(c - 1) % n_exp])
 
-                y = apply_grouped(x, choices, 0, self.ctx, run)
+                y, groups, _ = blocks.split_apply(x, groups, choice, ctx, run)
                 assert y is not None
                 x = y
+                ctx.groups = groups
             x = self.head(x)
-            return self.classifier(torch.flatten(self.pool(x), 1))
+            out = self.classifier(torch.flatten(self.pool(x), 1))
+        finally:
+            ctx.groups = old
+        return blocks.to_archs(out, groups, len(paths))
 
     def extract(self, arch: Architecture) -> nn.Module:
         """The stand-alone network of ``arch`` carrying this supernet's weights (sliced copies)."""

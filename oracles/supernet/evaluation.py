@@ -65,7 +65,7 @@ class InheritedEvaluator:
         try:
             if self.config.bn_recalibration:
                 ctx.mode, ctx.stats = "recal", {}
-                model(_tile(self.recal_x, a), paths)
+                model(_layout(self.recal_x), paths, shared=True)
                 ctx.mode = "stored"
             else:
                 ctx.mode = "plain"  # eval mode: the statistics accumulated during training
@@ -75,7 +75,7 @@ class InheritedEvaluator:
                 loss = torch.zeros(a)
                 for s in range(0, len(y), self.config.eval_batch_size):
                     xb, yb = x[s : s + self.config.eval_batch_size], y[s : s + self.config.eval_batch_size]
-                    logits = model(_tile(xb, a), paths).reshape(a, len(yb), -1)
+                    logits = model(_layout(xb), paths, shared=True).reshape(a, len(yb), -1)
                     target = yb.repeat(a)
                     ce = F.cross_entropy(logits.reshape(a * len(yb), -1), target, reduction="none").reshape(a, -1)
                     loss += ce.sum(1).cpu()
@@ -103,11 +103,7 @@ class InheritedEvaluator:
         return self._evaluate_chunk(tuned, [path])[0]
 
 
-def _tile(x: torch.Tensor, a: int) -> torch.Tensor:
-    """``a`` copies of ``x`` stacked along the batch dimension (one block per architecture).
-
-    Images go channels-last: on CPU, convolutions and pooling over large batches of
-    small feature maps run several times faster in that layout.
-    """
-    out = x if a == 1 else x.repeat(a, *([1] * (x.dim() - 1)))
-    return out.contiguous(memory_format=torch.channels_last) if out.dim() == 4 else out
+def _layout(x: torch.Tensor) -> torch.Tensor:
+    """Images go channels-last: on CPU, convolutions and pooling over large batches of
+    small feature maps run several times faster in that layout."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x

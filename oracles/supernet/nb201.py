@@ -15,72 +15,10 @@ from torch import nn
 
 from engine.spaces import NB201_EDGES, NB201_OPS, Architecture, NB201Space
 from oracles import models
+from oracles.supernet import blocks
 from oracles.supernet.bn import BNContext, GroupBN
 
 Path = tuple[int, ...]
-
-
-def _groups(paths: Sequence[Path], decision: int) -> dict[int, list[int]]:
-    """Option -> positions of the paths that chose it."""
-    out: dict[int, list[int]] = {}
-    for i, p in enumerate(paths):
-        out.setdefault(p[decision], []).append(i)
-    return out
-
-
-def apply_grouped(
-    x: torch.Tensor, paths: Sequence[Path], decision: int, ctx: BNContext, run: Any
-) -> torch.Tensor | None:
-    """Run ``run(option, rows)`` on the row blocks of the paths that chose each option; stitch the results.
-
-    ``x`` holds ``len(paths)`` equal row blocks, one per path. ``run`` returns a
-    tensor for the rows of that option's paths, or ``None`` for an option that
-    contributes zeros. Returns ``None`` when every option contributed zeros.
-    """
-    groups = _groups(paths, decision)
-    a = len(paths)
-    if len(groups) == 1:
-        (option, _), = groups.items()
-        return run(option, x)
-    blocks, restore = _as_blocks(x, a)
-    parts = []
-    for option, pos in groups.items():
-        idx = torch.tensor(pos, device=x.device)
-        with ctx.select([ctx.groups[i] for i in pos]):
-            y = run(option, restore(blocks.index_select(0, idx)))
-        if y is not None:
-            parts.append((idx, y))
-    if not parts:
-        return None
-    covered = sum(len(idx) for idx, _ in parts)
-    first, out_restore = _as_blocks(parts[0][1], len(parts[0][0]))
-    make = first.new_empty if covered == a else first.new_zeros  # rows of zero-contributing options stay 0
-    out = make((a, *first.shape[1:]))
-    for idx, y in parts:
-        out.index_copy_(0, idx, _as_blocks(y, len(idx))[0])
-    return out_restore(out)
-
-
-def _as_blocks(x: torch.Tensor, a: int) -> tuple[torch.Tensor, Any]:
-    """``x`` as ``a`` row blocks in its storage order (no copy), and the inverse for any block count.
-
-    Channels-last 4-D tensors are viewed as ``(a, n, H, W, C)`` so that selecting
-    blocks keeps the channels-last layout (fast convolutions and pooling on CPU).
-    """
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        nhwc = x.permute(0, 2, 3, 1)
-        blocks = nhwc.reshape(a, x.shape[0] // a, *nhwc.shape[1:])
-
-        def restore_cl(b: torch.Tensor) -> torch.Tensor:
-            return b.reshape(-1, *b.shape[2:]).permute(0, 3, 1, 2)
-
-        return blocks, restore_cl
-    blocks = x.reshape(a, x.shape[0] // a, *x.shape[1:])
-
-    def restore(b: torch.Tensor) -> torch.Tensor:
-        return b.reshape(-1, *b.shape[2:])
-
-    return blocks, restore
 
 
 class MixedCell(nn.Module):
@@ -99,24 +37,63 @@ class MixedCell(nn.Module):
         self._zero = NB201_OPS.index("none")
 
     def forward(self, x: torch.Tensor, paths: Sequence[Path] = ((),), **_: Any) -> torch.Tensor:
-        if x.dim() == 4 and self.ctx.mode != "plain":  # batched evaluation: channels-last is faster on CPU
+        ctx = self.ctx
+        groups = ctx.groups or ((0,),)
+        if blocks.single(groups) and len(paths) == 1:
+            return self._forward_one(x, paths[0])
+        if x.dim() == 4:  # batched evaluation: channels-last is faster on CPU
             x = x.contiguous(memory_format=torch.channels_last)
+        archs = [a for g in groups for a in g]
+        live = {a: _useful_edges(paths[a]) for a in archs}
+        nodes = [(x, groups, {a: i for i, g in enumerate(groups) for a in g})]
+        k = 0
+        for dst in range(1, 4):
+            contributions = []
+            for src in range(dst):
+                edge = self.edges[k + src]
+                t, t_groups, _ = nodes[src]
+                choice = {a: paths[a][k + src] if live[a][k + src] else self._zero for a in archs}
+                y, y_groups, where = blocks.split_apply(
+                    t, t_groups, choice, ctx, lambda op, rows, edge=edge: edge[op](rows), zero=self._zero
+                )
+                if y is not None:
+                    contributions.append((y, len(y_groups), where))
+            total, groups_out, where_out = blocks.merge_sum(contributions, archs, x, len(groups))
+            nodes.append((total, groups_out, where_out))
+            k += dst
+        out, out_groups, _ = nodes[-1]
+        ctx.groups = out_groups  # the next layers see the cell output's blocks
+        return out
+
+    def _forward_one(self, x: torch.Tensor, path: Path) -> torch.Tensor:
+        """One architecture (training): plain module calls, no bookkeeping."""
+        useful = _useful_edges(path)
         nodes = [x]
         k = 0
         for dst in range(1, 4):
             total: torch.Tensor | None = None
             for src in range(dst):
-                edge = self.edges[k + src]
-
-                def run(op: int, rows: torch.Tensor, edge: nn.ModuleList = edge) -> torch.Tensor | None:
-                    return None if op == self._zero else edge[op](rows)
-
-                y = apply_grouped(nodes[src], paths, k + src, self.ctx, run)
-                if y is not None:
+                if useful[k + src]:
+                    y = self.edges[k + src][path[k + src]](nodes[src])
                     total = y if total is None else total + y
             nodes.append(total if total is not None else torch.zeros_like(x))
             k += dst
         return nodes[-1]
+
+
+def _useful_edges(path: Path) -> list[bool]:
+    """Which edges can change the cell output: not ``none`` and leading to a node that reaches the output.
+
+    Skipping the others changes nothing (their outputs are never used), and saves
+    their convolutions; the stand-alone network computes them for nothing.
+    """
+    zero = NB201_OPS.index("none")
+    on = [op != zero for op in path]
+    # edges in NB201_EDGES order: (0,1) (0,2) (1,2) (0,3) (1,3) (2,3)
+    live2 = on[5]
+    live1 = on[4] or (on[2] and live2)
+    live_dst = {1: live1, 2: live2, 3: True}
+    return [on[e] and live_dst[dst] for e, (_, dst) in enumerate(NB201_EDGES)]
 
 
 class NB201Supernet(nn.Module):
@@ -158,9 +135,24 @@ class NB201Supernet(nn.Module):
         """Options that build the matching stand-alone network."""
         return {"channels": self.channels, "cells": self.cells}
 
-    def forward(self, x: torch.Tensor, paths: Sequence[Path]) -> torch.Tensor:
-        with self.ctx.select(range(len(paths))):
-            return self.net(x, paths=list(paths))
+    def forward(self, x: torch.Tensor, paths: Sequence[Path], shared: bool = False) -> torch.Tensor:
+        """Logits of every path: ``len(paths)`` row blocks, in path order.
+
+        Args:
+            x: One row block per path, or with ``shared`` one block that every path sees.
+            paths: Decision tuples.
+            shared: ``x`` is a single block common to all paths (batched evaluation:
+                work on it is done once, not once per path).
+        """
+        ctx = self.ctx
+        old = ctx.groups
+        ctx.groups = blocks.initial_groups(len(paths), shared)
+        try:
+            out = self.net(x, paths=list(paths))
+            groups = ctx.groups
+        finally:
+            ctx.groups = old
+        return blocks.to_archs(out, groups, len(paths))
 
     def extract(self, arch: Architecture) -> nn.Module:
         """The stand-alone network of ``arch`` carrying this supernet's weights (a copy)."""

@@ -1,0 +1,169 @@
+"""Evaluating many sub-networks in one forward pass, computing shared work once.
+
+A batched forward carries a tensor of *row blocks* (``n`` rows each, one example
+set) and, for every block, the architectures whose activations it holds. All
+architectures start in one block (they see the same input), so the stem runs
+once. At every decision, each block is split by the option its architectures
+chose; each (block, option) pair is computed once, and architectures that made
+the same choices so far keep sharing rows. Early layers (the stem, the first
+cell's edges from its input) are therefore computed once per distinct prefix,
+not once per architecture. :class:`~oracles.supernet.bn.GroupBN` keeps
+BatchNorm statistics per block (and so per architecture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+
+from oracles.supernet.bn import BNContext
+
+Groups = tuple[tuple[int, ...], ...]
+
+
+def as_blocks(x: torch.Tensor, blocks: int) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """``x`` viewed as ``blocks`` row blocks in its storage order (no copy), and the inverse view.
+
+    Channels-last 4-D tensors are viewed as ``(blocks, n, H, W, C)`` so that
+    selecting blocks keeps the channels-last layout (fast convolutions and pooling on CPU).
+    """
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        nhwc = x.permute(0, 2, 3, 1)
+        view = nhwc.reshape(blocks, x.shape[0] // blocks, *nhwc.shape[1:])
+
+        def restore_cl(b: torch.Tensor) -> torch.Tensor:
+            return b.reshape(-1, *b.shape[2:]).permute(0, 3, 1, 2)
+
+        return view, restore_cl
+    view = x.reshape(blocks, x.shape[0] // blocks, *x.shape[1:])
+
+    def restore(b: torch.Tensor) -> torch.Tensor:
+        return b.reshape(-1, *b.shape[2:])
+
+    return view, restore
+
+
+def take(x: torch.Tensor, blocks: int, index: Sequence[int]) -> torch.Tensor:
+    """Blocks ``index`` of ``x`` (``-1`` gives a block of zeros), as a tensor of ``len(index)`` blocks."""
+    if list(index) == list(range(blocks)):
+        return x
+    view, restore = as_blocks(x, blocks)
+    if min(index) < 0:
+        view = torch.cat([view, view.new_zeros((1, *view.shape[1:]))])
+        index = [i if i >= 0 else blocks for i in index]
+    return restore(view.index_select(0, torch.tensor(list(index), device=x.device)))
+
+
+def concat(parts: Sequence[tuple[torch.Tensor, int]]) -> torch.Tensor:
+    """Concatenate tensors of row blocks, keeping a channels-last layout."""
+    if len(parts) == 1:
+        return parts[0][0]
+    views = [as_blocks(t, b) for t, b in parts]
+    return views[0][1](torch.cat([v for v, _ in views]))
+
+
+def split_apply(
+    x: torch.Tensor,
+    groups: Groups,
+    choice: Mapping[int, int],
+    ctx: BNContext,
+    run: Callable[[int, torch.Tensor], torch.Tensor],
+    zero: int | None = None,
+) -> tuple[torch.Tensor | None, Groups, dict[int, int]]:
+    """Apply ``run(option, rows)`` once per distinct (block, option) pair.
+
+    Args:
+        x: ``len(groups)`` row blocks.
+        groups: Architectures of each block.
+        choice: Architecture -> option.
+        ctx: The BN context; set to the architectures of each block ``run`` sees.
+        run: Computes an option on a tensor of blocks.
+        zero: An option that contributes zeros (not computed).
+
+    Returns:
+        ``(y, y_groups, where)``: the computed blocks (``None`` if every
+        architecture chose ``zero``), their architectures, and architecture ->
+        block of ``y`` (``-1`` for ``zero``).
+    """
+    by_option: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
+    for i, archs in enumerate(groups):
+        split: dict[int, list[int]] = {}
+        for a in archs:
+            split.setdefault(choice[a], []).append(a)
+        for option, members in split.items():
+            by_option.setdefault(option, []).append((i, tuple(members)))
+    parts: list[tuple[torch.Tensor, int]] = []
+    y_groups: list[tuple[int, ...]] = []
+    where: dict[int, int] = {}
+    for option, items in by_option.items():
+        if option == zero:
+            for _, members in items:
+                for a in members:
+                    where[a] = -1
+            continue
+        rows = take(x, len(groups), [i for i, _ in items])
+        with ctx.select([members for _, members in items]):
+            out = run(option, rows)
+        for _, members in items:
+            for a in members:
+                where[a] = len(y_groups)
+            y_groups.append(members)
+        parts.append((out, len(items)))
+    if not parts:
+        return None, (), where
+    return concat(parts), tuple(y_groups), where
+
+
+def merge_sum(
+    contributions: Sequence[tuple[torch.Tensor, int, Mapping[int, int]]], archs: Sequence[int], like: torch.Tensor,
+    like_blocks: int,
+) -> tuple[torch.Tensor, Groups, dict[int, int]]:
+    """Per architecture, the sum of its blocks of several tensors; architectures with equal sums share a block.
+
+    Args:
+        contributions: ``(tensor, blocks, architecture -> block or -1)`` per summand.
+        archs: All architectures.
+        like: A tensor of ``like_blocks`` blocks with the output's per-block shape (for all-zero sums).
+        like_blocks: Its number of blocks.
+    """
+    combos: dict[tuple[int, ...], list[int]] = {}
+    for a in archs:
+        combos.setdefault(tuple(w[a] for _, _, w in contributions), []).append(a)
+    keys = list(combos)
+    groups = tuple(tuple(combos[k]) for k in keys)
+    where = {a: j for j, k in enumerate(keys) for a in combos[k]}
+    total: torch.Tensor | None = None
+    for e, (t, blocks, _) in enumerate(contributions):
+        index = [k[e] for k in keys]
+        if max(index) < 0:
+            continue
+        part = take(t, blocks, index)
+        total = part if total is None else total + part
+    if total is None:
+        view, restore = as_blocks(like, like_blocks)
+        total = restore(view.new_zeros((len(keys), *view.shape[1:])))
+    return total, groups, where
+
+
+def to_archs(out: torch.Tensor, groups: Groups, count: int) -> torch.Tensor:
+    """Rows of ``len(groups)`` blocks reordered to one block per architecture ``0 .. count-1``."""
+    if len(groups) == count and all(g == (i,) for i, g in enumerate(groups)):
+        return out
+    block_of = {a: i for i, g in enumerate(groups) for a in g}
+    return take(out, len(groups), [block_of[a] for a in range(count)])
+
+
+def initial_groups(count: int, shared: bool) -> Groups:
+    """One block shared by all architectures (same input), or one block each."""
+    return (tuple(range(count)),) if shared else tuple((a,) for a in range(count))
+
+
+def single(groups: Groups) -> bool:
+    """True for the ordinary one-architecture forward (training)."""
+    return len(groups) == 1 and len(groups[0]) == 1
+
+
+__all__ = ["Groups", "as_blocks", "concat", "initial_groups", "merge_sum", "split_apply", "take", "to_archs"]
+
+
