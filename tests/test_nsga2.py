@@ -114,3 +114,16 @@ def test_missing_metric_is_a_clear_error() -> None:
     q = s.ask(1)[0]
     with pytest.raises(ValueError, match="energy_mj"):
         s.tell([Evaluation(arch=q.arch, objective=1.0, metrics={"val_acc": 1.0})])
+
+
+def test_a_metric_list_uses_the_first_name_the_oracle_reports() -> None:
+    space = get_space("chain")
+    oracle = ToyOracle(space)
+    s = create_strategy("nsga2", space, seed=0, objectives=[
+        {"metric": "objective", "direction": "max"},
+        {"metric": ["latency_ms_raspi4", "latency_ms"], "direction": "min"}])
+    _drive(s, oracle, 25)
+    rep = s.report()
+    assert [o["metric"] for o in rep["objectives"]] == ["objective", "latency_ms"]
+    lat = {e.arch.string: e.metrics["latency_ms"] for e in s.history}
+    assert all(p["latency_ms"] == lat[p["arch"]] for p in rep["pareto_front"])

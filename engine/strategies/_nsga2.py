@@ -42,8 +42,12 @@ def _classes(k: int) -> tuple[type, type]:
     return getattr(creator, fit), getattr(creator, ind)
 
 
-def parse_objectives(objectives: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, float], ...]:
-    """Validate ``[{metric, direction}, ...]`` into ``((metric, sign), ...)``, sign +1 for max.
+def parse_objectives(objectives: Sequence[Mapping[str, Any]]) -> tuple[tuple[tuple[str, ...], float], ...]:
+    """Validate ``[{metric, direction}, ...]`` into ``((names, sign), ...)``, sign +1 for max.
+
+    ``metric`` is a name or a list of names, the first one an evaluation reports
+    being used, so one config serves a table (``latency_ms_raspi4``) and a
+    measuring oracle (``latency_ms``).
 
     Raises:
         ValueError: naming ``strategy.objectives`` and the bad entry.
@@ -54,17 +58,41 @@ def parse_objectives(objectives: Sequence[Mapping[str, Any]]) -> tuple[tuple[str
     for i, obj in enumerate(objectives):
         if not isinstance(obj, Mapping) or set(obj) != {"metric", "direction"}:
             raise ValueError(f"strategy.objectives[{i}] must have exactly the keys metric and direction, got {obj!r}")
-        if not isinstance(obj["metric"], str) or not obj["metric"]:
-            raise ValueError(f"strategy.objectives[{i}].metric must be a metric name, got {obj['metric']!r}")
+        names = (obj["metric"],) if isinstance(obj["metric"], str) else tuple(obj["metric"])
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(
+                f"strategy.objectives[{i}].metric must be a metric name or a list of them, got {obj['metric']!r}"
+            )
         if obj["direction"] not in _DIRECTIONS:
             raise ValueError(f"strategy.objectives[{i}].direction must be 'max' or 'min', got {obj['direction']!r}")
-        out.append((obj["metric"], _DIRECTIONS[obj["direction"]]))
-    if len({m for m, _ in out}) != len(out):
-        raise ValueError(f"strategy.objectives names a metric twice: {[m for m, _ in out]}")
+        out.append((names, _DIRECTIONS[obj["direction"]]))
+    firsts = [names[0] for names, _ in out]
+    if len(set(firsts)) != len(firsts):
+        raise ValueError(f"strategy.objectives names a metric twice: {firsts}")
     return tuple(out)
 
 
-def objective_values(ev: Evaluation, objectives: Sequence[tuple[str, float]]) -> tuple[float, ...] | None:
+def metric_names(ev: Evaluation, objectives: Sequence[tuple[tuple[str, ...], float]]) -> list[str]:
+    """The metric each objective reads from ``ev``: its first name that ``ev`` reports (or ``objective``).
+
+    Raises:
+        ValueError: if ``ev`` reports none of an objective's names, naming them and what is there.
+    """
+    out = []
+    for names, _ in objectives:
+        found = next((n for n in names if n in ev.metrics), "objective" if "objective" in names else None)
+        if found is None:
+            raise ValueError(
+                f"strategy.objectives names metric {' or '.join(map(repr, names))}, but the oracle reports only"
+                f" {sorted(ev.metrics)} (and 'objective'); choose objectives the oracle measures"
+            )
+        out.append(found)
+    return out
+
+
+def objective_values(
+    ev: Evaluation, objectives: Sequence[tuple[tuple[str, ...], float]]
+) -> tuple[float, ...] | None:
     """The configured objectives of a successful evaluation (``objective`` names ``ev.objective``).
 
     Returns ``None`` for a failed evaluation.
@@ -74,18 +102,9 @@ def objective_values(ev: Evaluation, objectives: Sequence[tuple[str, float]]) ->
     """
     if not ev.ok or ev.objective is None:
         return None
-    out = []
-    for metric, _ in objectives:
-        if metric in ev.metrics:
-            out.append(float(ev.metrics[metric]))
-        elif metric == "objective":
-            out.append(float(ev.objective))
-        else:
-            raise ValueError(
-                f"strategy.objectives names metric {metric!r}, but the oracle reports only"
-                f" {sorted(ev.metrics)} (and 'objective'); choose objectives the oracle measures"
-            )
-    return tuple(out)
+    return tuple(
+        float(ev.metrics[m]) if m in ev.metrics else float(ev.objective) for m in metric_names(ev, objectives)
+    )
 
 
 def pareto_front(
@@ -154,7 +173,8 @@ class NSGA2(Strategy):
         space: The search space.
         seed: Seed of the strategy's generator.
         objectives: ``[{metric, direction}, ...]``, direction ``max`` or ``min``;
-            the metric ``objective`` is the evaluation's objective.
+            the metric ``objective`` is the evaluation's objective; a list of
+            names means the first one the oracle reports.
         reference: Hypervolume reference point, one value per objective in the
             metrics' units (a worst acceptable value each); ``None`` uses the
             worst value seen per objective, which is not comparable across runs.
@@ -287,9 +307,10 @@ class NSGA2(Strategy):
             reference = tuple(
                 (min if s > 0 else max)(p[i] for p in all_points) for i, s in enumerate(self.signs)
             ) if all_points else None
-        names = [m for m, _ in self.objectives]
+        # The metric each objective resolved to (the first listed name the oracle reports).
+        names = metric_names(front[0], self.objectives) if front else [n[0] for n, _ in self.objectives]
         return {
-            "objectives": [{"metric": m, "direction": "max" if s > 0 else "min"} for m, s in self.objectives],
+            "objectives": [{"metric": m, "direction": "max" if s > 0 else "min"} for m, s in zip(names, self.signs)],
             "reference": list(reference) if reference is not None else None,
             "hypervolume": hypervolume(points, self.signs, reference) if reference is not None else None,
             "pareto_front": [
