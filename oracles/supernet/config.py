@@ -77,7 +77,7 @@ class SupernetConfig:
     recalibration_batches: int = 4
     finetune_steps: int = 0
     finetune_lr: float = 0.01
-    eval_batch_archs: int = 8
+    eval_batch_archs: int = 16
     eval_batch_size: int = 1024
     keep_last_epochs: int = 3
     measure_latency: bool = True

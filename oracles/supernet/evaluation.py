@@ -50,10 +50,15 @@ class InheritedEvaluator:
         """``{<split>_acc, <split>_loss}`` for each path, in order."""
         if self.config.finetune_steps > 0:
             return [self._evaluate_finetuned(model, p, i) for i, p in enumerate(paths)]
-        out: list[dict[str, float]] = []
+        # Sorted, so that architectures batched together share long prefixes of decisions
+        # (their early computations are then done once, see oracles.supernet.blocks).
+        order = sorted(range(len(paths)), key=lambda i: tuple(paths[i]))
+        out: list[dict[str, float]] = [{} for _ in paths]
         step = self.config.eval_batch_archs
-        for start in range(0, len(paths), step):
-            out.extend(self._evaluate_chunk(model, list(paths[start : start + step])))
+        for start in range(0, len(order), step):
+            chunk = order[start : start + step]
+            for i, r in zip(chunk, self._evaluate_chunk(model, [paths[i] for i in chunk])):
+                out[i] = r
         return out
 
     @torch.no_grad()
