@@ -57,6 +57,10 @@ class Policy(nn.Module):
         super().__init__()
         self.logits = nn.Parameter(init_std * torch.randn(n_decisions, n_actions, generator=generator))
 
+    def step_probabilities(self, step: int, mask: torch.Tensor) -> torch.Tensor:
+        """The distribution over options at one step (what a rollout samples from)."""
+        return torch.softmax(self.logits[step].masked_fill(~mask, float("-inf")), dim=-1)
+
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
         """Log-probabilities of every option at every step, ``-inf`` where masked."""
         return torch.log_softmax(self.logits.masked_fill(~masks, float("-inf")), dim=-1)
@@ -161,8 +165,8 @@ class REINFORCE(Strategy):
         while not terminated:
             step = int(obs[-1])
             mask = torch.as_tensor(info["action_mask"], dtype=torch.bool)
-            log_probs = self.policy(mask.unsqueeze(0).expand(self.env.n_decisions, -1))[step]
-            action = torch.multinomial(log_probs.exp(), 1, generator=self.torch_rng).item()
+            probs = self.policy.step_probabilities(step, mask)
+            action = torch.multinomial(probs, 1, generator=self.torch_rng).item()
             obs, _, terminated, _, info = self.env.step(action)
         return info["architecture"]
 
