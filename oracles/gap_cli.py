@@ -474,7 +474,7 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
         f"noise ceiling (tau between stand-alone seeds): {sa['noise_ceiling']:.3f} overall,"
         f" {sa['noise_ceiling_top']:.3f} within the top {cfg.top_fraction:.0%}"
         if sa["noise_ceiling"] is not None and sa["noise_ceiling_top"] is not None
-        else "noise ceiling: needs standalone_seeds >= 2"
+        else "noise ceiling: undefined (needs standalone_seeds >= 2 and accuracies that are not all equal)"
     )
     result["table_text"] = table + "\n" + ceiling
     return result
