@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -228,10 +229,17 @@ class Flash(Strategy):
         constraints = []
         if cost is not None and math.isfinite(self._limit):
             constraints.append({"type": "ineq", "fun": lambda x: self._limit - self._relaxed(cost, x)})
-        res = shgo(lambda x: -self._relaxed(acc, x), bounds, constraints=constraints or None, n=self.shgo_n,
-                   iters=1, sampling_method="simplicial",
-                   minimizer_kwargs={"method": "SLSQP", "options": {"maxiter": 25}},
-                   options={"local_iter": self.n_confirm})
+        # scipy's shgo logs every local minimiser's bounds at INFO on the root logger, whatever
+        # its disp option says: silence the root logger for the call (restored afterwards).
+        root_level = logging.root.level
+        logging.root.setLevel(max(root_level, logging.WARNING))
+        try:
+            res = shgo(lambda x: -self._relaxed(acc, x), bounds, constraints=constraints or None, n=self.shgo_n,
+                       iters=1, sampling_method="simplicial",
+                       minimizer_kwargs={"method": "SLSQP", "options": {"maxiter": 25}},
+                       options={"local_iter": self.n_confirm})
+        finally:
+            logging.root.setLevel(root_level)
         starts = [np.atleast_1d(x) for x in (res.xl if getattr(res, "xl", None) is not None else [])]
         if not starts and res.x is not None:
             starts = [np.atleast_1d(res.x)]
