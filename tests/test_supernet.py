@@ -303,3 +303,33 @@ def test_search_with_supernet_oracle_writes_checkpoint_in_run_dir(tmp_path: Path
     assert summary["evaluations"] == 6 and summary["failures"] == 0
     assert {"params", "flops", "test_acc"} <= set(summary["best"]["metrics"])
     assert (tmp_path / "supernet.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("space", "options"), [(NB201Space(), TINY_NB201), (ChainSpace(**SMALL_CHAIN), CHAIN_MODEL)]
+)
+def test_evaluator_equals_naive_recalibrate_then_evaluate(space, options) -> None:  # type: ignore[no-untyped-def]
+    data = synthetic()
+    net = (NB201Supernet if isinstance(space, NB201Space) else ChainSupernet)(space, (1, 6, 6), 3, **options)
+    rng = np.random.default_rng(2)
+    archs = [space.sample(rng) for _ in range(5)]
+    # eval_batch_size 10: the first chunk recalibrates and evaluates in one pass, later ones reuse the statistics
+    cfg = SupernetConfig(recalibration_batches=2, batch_size=8, eval_batch_size=10, eval_batch_archs=3)
+    evaluator = InheritedEvaluator(cfg, data.train, {"val": data.val, "test": data.test}, seed=0)  # type: ignore[attr-defined]
+    results = evaluator.evaluate(net, [a.decisions for a in archs])
+    for arch, res in zip(archs, results):
+        alone = net.extract(arch)
+        for m in alone.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                m.momentum = None
+        alone.train()
+        with torch.no_grad():
+            alone(evaluator.recal_x)
+            alone.eval()
+            for split in ("val", "test"):
+                x, y = getattr(data, split)
+                logits = alone(x)
+                assert res[f"{split}_acc"] == pytest.approx(float((logits.argmax(1) == y).float().mean()))
+                loss = float(torch.nn.functional.cross_entropy(logits, y))
+                assert res[f"{split}_loss"] == pytest.approx(loss, abs=1e-5)

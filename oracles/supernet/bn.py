@@ -33,7 +33,9 @@ class BNContext:
     """Shared state of the :class:`GroupBN` layers of one supernet.
 
     Attributes:
-        mode: ``plain``, ``recal`` or ``stored``.
+        mode: ``plain``, ``recal``, ``stored`` or ``fused`` (recalibrate on the first
+            ``recal_rows`` rows of every block and evaluate the rest in the same pass).
+        recal_rows: Rows per block used for the statistics in ``fused`` mode.
         groups: Per row block of the tensor being processed, the architectures it
             belongs to (several when they share the computation so far).
         stats: ``(layer id, architecture id) -> (mean, var)`` recorded in ``recal`` mode.
@@ -41,6 +43,7 @@ class BNContext:
 
     def __init__(self) -> None:
         self.mode = "plain"
+        self.recal_rows = 0
         self.groups: tuple[tuple[int, ...], ...] = ()
         self.stats: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -113,22 +116,27 @@ class GroupBN(nn.BatchNorm2d):
         g = len(groups)
         if g == 0 or input.shape[0] % g:
             raise RuntimeError(f"batch of {input.shape[0]} rows cannot be split into {g} architecture blocks")
-        if input.dim() == 4 and input.is_contiguous(memory_format=torch.channels_last):
-            # (rows, H, W, C) is contiguous: each architecture's block is a (rows*H*W, C) matrix, no copy
-            x = input.permute(0, 2, 3, 1).reshape(g, -1, c)
-            dims: tuple[int, ...] = (1,)
-            view: tuple[int, ...] = (g, 1, c)
+        n = input.shape[0] // g
+        channels_last = input.dim() == 4 and input.is_contiguous(memory_format=torch.channels_last)
+        if channels_last:
+            # (rows, H, W, C) is contiguous: each block is a (n, H*W, C) array, no copy
+            x = input.permute(0, 2, 3, 1).reshape(g, n, -1, c)
+            dims: tuple[int, ...] = (1, 2)
+            view: tuple[int, ...] = (g, 1, 1, c)
         else:
-            x = input.reshape(g, input.shape[0] // g, c, *input.shape[2:])
+            x = input.reshape(g, n, c, *input.shape[2:])
             dims = (1, *range(3, x.dim()))
             view = (g, 1, c) + (1,) * (x.dim() - 3)
-        if ctx.mode == "recal":
-            # two-pass mean and variance: torch.var_mean over a middle dimension is far slower on CPU
-            mean = x.mean(dim=dims, keepdim=True)
-            centred = x - mean
-            var = centred.square().mean(dim=dims)
+        if ctx.mode in ("recal", "fused"):
+            # statistics of the recalibration rows (all rows in "recal" mode, the first
+            # ``ctx.recal_rows`` of each block in "fused" mode); two-pass mean and variance,
+            # since torch.var_mean over middle dimensions is far slower on CPU
+            r = n if ctx.mode == "recal" else ctx.recal_rows
+            xr = x if r == n else x[:, :r]
+            mean = xr.mean(dim=dims, keepdim=True)
+            var = (xr - mean).square().mean(dim=dims)
             mean = mean.reshape(g, c)
-            count = x.numel() // (g * c)
+            count = xr.numel() // (g * c)
             unbiased = var * (count / max(count - 1, 1))
             for i, members in enumerate(groups):
                 for arch in members:
@@ -136,16 +144,30 @@ class GroupBN(nn.BatchNorm2d):
         elif ctx.mode == "stored":
             mean = torch.stack([ctx.stats[(self.layer_id, m[0])][0] for m in groups])
             var = torch.stack([ctx.stats[(self.layer_id, m[0])][1] for m in groups])
+            unbiased = var
         else:
             raise RuntimeError(f"unknown BN mode {ctx.mode!r}")
-        scale = torch.rsqrt(var + self.eps)
-        if weight is not None:
-            scale = scale * weight
-        shift = -mean * scale
-        if bias is not None:
-            shift = shift + bias
-        out = torch.addcmul(shift.reshape(view), x, scale.reshape(view))
-        if x.dim() == 3:  # back to (rows, C, H, W) in channels-last layout
+
+        def affine(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            scale = torch.rsqrt(v + self.eps)
+            if weight is not None:
+                scale = scale * weight
+            shift = -mean * scale
+            if bias is not None:
+                shift = shift + bias
+            return scale.reshape(view), shift.reshape(view)
+
+        if ctx.mode == "fused":
+            # evaluation rows are normalized as in eval mode (unbiased running variance),
+            # recalibration rows as in training mode (batch variance), as two passes would
+            scale, shift = affine(unbiased)
+            out = torch.addcmul(shift, x, scale)
+            scale_b, shift_b = affine(var)
+            out[:, :r] = torch.addcmul(shift_b, x[:, :r], scale_b)
+        else:
+            scale, shift = affine(var)
+            out = torch.addcmul(shift, x, scale)
+        if channels_last:  # back to (rows, C, H, W) in channels-last layout
             n_rows, h, w = input.shape[0], input.shape[2], input.shape[3]
             return out.reshape(n_rows, h, w, c).permute(0, 3, 1, 2)
         return out.reshape(input.shape)

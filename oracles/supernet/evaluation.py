@@ -68,26 +68,36 @@ class InheritedEvaluator:
         was_training = model.training
         model.eval()
         try:
-            if self.config.bn_recalibration:
-                ctx.mode, ctx.stats = "recal", {}
-                model(_layout(self.recal_x), paths, shared=True)
-                ctx.mode = "stored"
-            else:
-                ctx.mode = "plain"  # eval mode: the statistics accumulated during training
+            # every split in one tensor; with recalibration the recalibration examples go
+            # in front and the first pass both recalibrates and evaluates ("fused")
+            names = list(self.splits)
+            xs = torch.cat([self.splits[k][0] for k in names])
+            ys = torch.cat([self.splits[k][1] for k in names])
+            logits_parts = []
+            size = self.config.eval_batch_size
+            ctx.stats = {}
+            for s in range(0, len(ys), size):
+                xb = xs[s : s + size]
+                if self.config.bn_recalibration and s == 0:
+                    ctx.mode, ctx.recal_rows = "fused", len(self.recal_x)
+                    out = model(_layout(torch.cat([self.recal_x, xb])), paths, shared=True)
+                    logits_parts.append(out.reshape(a, len(self.recal_x) + len(xb), -1)[:, len(self.recal_x) :])
+                else:
+                    ctx.mode = "stored" if self.config.bn_recalibration else "plain"
+                    logits_parts.append(model(_layout(xb), paths, shared=True).reshape(a, len(xb), -1))
+            logits = torch.cat(logits_parts, dim=1)
+            ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ys.repeat(a), reduction="none").reshape(a, -1)
+            hit = (logits.argmax(-1) == ys.unsqueeze(0)).float()
             result: list[dict[str, float]] = [{} for _ in paths]
-            for name, (x, y) in self.splits.items():
-                correct = torch.zeros(a)
-                loss = torch.zeros(a)
-                for s in range(0, len(y), self.config.eval_batch_size):
-                    xb, yb = x[s : s + self.config.eval_batch_size], y[s : s + self.config.eval_batch_size]
-                    logits = model(_layout(xb), paths, shared=True).reshape(a, len(yb), -1)
-                    target = yb.repeat(a)
-                    ce = F.cross_entropy(logits.reshape(a * len(yb), -1), target, reduction="none").reshape(a, -1)
-                    loss += ce.sum(1).cpu()
-                    correct += (logits.argmax(-1) == yb.unsqueeze(0)).sum(1).cpu().float()
+            start = 0
+            for k in names:
+                m = len(self.splits[k][1])
+                acc = hit[:, start : start + m].mean(1).cpu()
+                loss = ce[:, start : start + m].mean(1).cpu()
                 for i in range(a):
-                    result[i][f"{name}_acc"] = float(correct[i]) / len(y)
-                    result[i][f"{name}_loss"] = float(loss[i]) / len(y)
+                    result[i][f"{k}_acc"] = float(acc[i])
+                    result[i][f"{k}_loss"] = float(loss[i])
+                start += m
             return result
         finally:
             ctx.mode, ctx.stats = "plain", {}
