@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -271,6 +272,9 @@ def kill_supernet_and_resume(
     _run(ref_dir, base, oracle="supernet")
     ref = journal_rows(ref_dir / "journal.sqlite")
     ref_epochs = _epoch_lines(ref_dir)
+    # Seconds of one epoch in the reference, so that a kill lands inside the epoch after a checkpoint.
+    durations = [float(m) for m in re.findall(r"epoch \d+/\d+: .*\((\d+\.\d+) s\)", "\n".join(_log_lines(ref_dir)))]
+    epoch_s = max(0.2, float(np.median(durations))) if durations else 1.0
     chain = [*base, "resume=true"]
     checkpoint = run_dir / "supernet.pt"
     log = (workdir / "stderr.log").open("w")
@@ -284,14 +288,12 @@ def kill_supernet_and_resume(
                 _command(run_dir, chain, "supernet"), stdout=subprocess.DEVNULL, stderr=log, env=_env()
             )
             fig.processes += 1
-            started = time.monotonic()
             # Wait for progress: a new checkpoint (an epoch finished) or, once trained, a new journal row.
             while proc.poll() is None:
                 now = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
                 if now != stamp or len(journal_rows(run_dir / "journal.sqlite")) > len(before):
                     break
                 time.sleep(0.05)
-            epoch_s = max(0.2, (time.monotonic() - started) / 3)
             time.sleep(float(rng.uniform(0.0, epoch_s)))
             if proc.poll() is not None:
                 fig.finished_early += 1

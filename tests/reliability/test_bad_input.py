@@ -312,7 +312,7 @@ def test_load_table(tmp_path: Path) -> None:
 
 # -- dataset loading ----------------------------------------------------------------------------
 
-DATASET_CASES = 500
+DATASET_CASES = 300
 
 
 @st.composite

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from engine.runner import ConfigError, run_search
 
-CONFIG_CASES = 300
+CONFIG_CASES = 200
 
 # key -> generated values (valid ones included, so valid and invalid combinations both occur)
 FIELDS: dict[str, st.SearchStrategy] = {

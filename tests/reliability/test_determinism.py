@@ -29,7 +29,7 @@ from engine.strategies import create_strategy, list_strategies
 from engine.types import DEFAULT_FIDELITY
 from oracles.tabular import TabularOracle
 
-EVALUATIONS = 16
+EVALUATIONS = 12
 
 
 def _options(name: str) -> dict:

@@ -18,10 +18,10 @@ from kill_resume import CONFIGS, kill_and_resume
 @pytest.mark.parametrize("config", ["regularized_evolution/b3+faults"])
 def test_sigkill_at_random_points_loses_and_repeats_nothing(config: str, tmp_path: Path) -> None:
     fig = kill_and_resume(
-        config, CONFIGS[config], tmp_path, kills=2, evaluations=24, delay=0.03, rng=np.random.default_rng(7)
+        config, CONFIGS[config], tmp_path, kills=2, evaluations=16, delay=0.03, rng=np.random.default_rng(7)
     )
     assert fig.kills >= 1, fig.notes
     assert fig.lost == 0, fig
     assert fig.repeated == 0, fig
     assert fig.identical and fig.summary_identical, fig
-    assert fig.evaluations_checked >= 24
+    assert fig.evaluations_checked >= 16
