@@ -14,6 +14,7 @@ BatchNorm statistics per block (and so per architecture).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -63,14 +64,18 @@ def concat(parts: Sequence[tuple[torch.Tensor, int]]) -> torch.Tensor:
     return views[0][1](torch.cat([v for v, _ in views]))
 
 
-def split_apply(
+Where = dict[int, "tuple[int, int] | None"]
+Parts = list[tuple[torch.Tensor, int]]
+
+
+def split_apply_parts(
     x: torch.Tensor,
     groups: Groups,
     choice: Mapping[int, int],
     ctx: BNContext,
     run: Callable[[int, torch.Tensor], torch.Tensor],
     zero: int | None = None,
-) -> tuple[torch.Tensor | None, Groups, dict[int, int]]:
+) -> tuple[Parts, list[tuple[int, ...]], Where]:
     """Apply ``run(option, rows)`` once per distinct (block, option) pair.
 
     Args:
@@ -82,9 +87,9 @@ def split_apply(
         zero: An option that contributes zeros (not computed).
 
     Returns:
-        ``(y, y_groups, where)``: the computed blocks (``None`` if every
-        architecture chose ``zero``), their architectures, and architecture ->
-        block of ``y`` (``-1`` for ``zero``).
+        ``(parts, part_groups, where)``: one ``(tensor, blocks)`` per computed
+        option, the architectures of each of their blocks (in order), and
+        architecture -> ``(part, block)`` (``None`` for ``zero``).
     """
     by_option: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
     for i, archs in enumerate(groups):
@@ -93,57 +98,68 @@ def split_apply(
             split.setdefault(choice[a], []).append(a)
         for option, members in split.items():
             by_option.setdefault(option, []).append((i, tuple(members)))
-    parts: list[tuple[torch.Tensor, int]] = []
-    y_groups: list[tuple[int, ...]] = []
-    where: dict[int, int] = {}
+    parts: Parts = []
+    part_groups: list[tuple[int, ...]] = []
+    where: Where = {}
     for option, items in by_option.items():
         if option == zero:
             for _, members in items:
                 for a in members:
-                    where[a] = -1
+                    where[a] = None
             continue
         rows = take(x, len(groups), [i for i, _ in items])
         with ctx.select([members for _, members in items]):
             out = run(option, rows)
-        for _, members in items:
+        for b, (_, members) in enumerate(items):
             for a in members:
-                where[a] = len(y_groups)
-            y_groups.append(members)
+                where[a] = (len(parts), b)
+            part_groups.append(members)
         parts.append((out, len(items)))
-    if not parts:
-        return None, (), where
-    return concat(parts), tuple(y_groups), where
+    return parts, part_groups, where
+
+
+def split_apply(
+    x: torch.Tensor,
+    groups: Groups,
+    choice: Mapping[int, int],
+    ctx: BNContext,
+    run: Callable[[int, torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, Groups]:
+    """:func:`split_apply_parts` for a layer every architecture goes through: one tensor of blocks."""
+    parts, part_groups, _ = split_apply_parts(x, groups, choice, ctx, run)
+    return concat(parts), tuple(part_groups)
 
 
 def merge_sum(
-    contributions: Sequence[tuple[torch.Tensor, int, Mapping[int, int]]], archs: Sequence[int], like: torch.Tensor,
-    like_blocks: int,
-) -> tuple[torch.Tensor, Groups, dict[int, int]]:
-    """Per architecture, the sum of its blocks of several tensors; architectures with equal sums share a block.
+    contributions: Sequence[tuple[Parts, Where]], archs: Sequence[int], like: torch.Tensor, like_blocks: int
+) -> tuple[torch.Tensor, Groups]:
+    """Per architecture, the sum of its blocks of several summands; architectures with equal sums share a block.
 
     Args:
-        contributions: ``(tensor, blocks, architecture -> block or -1)`` per summand.
+        contributions: ``(parts, where)`` per summand, as :func:`split_apply_parts` returns.
         archs: All architectures.
         like: A tensor of ``like_blocks`` blocks with the output's per-block shape (for all-zero sums).
         like_blocks: Its number of blocks.
     """
-    combos: dict[tuple[int, ...], list[int]] = {}
+    combos: dict[tuple[Any, ...], list[int]] = {}
     for a in archs:
-        combos.setdefault(tuple(w[a] for _, _, w in contributions), []).append(a)
+        combos.setdefault(tuple(w[a] for _, w in contributions), []).append(a)
     keys = list(combos)
     groups = tuple(tuple(combos[k]) for k in keys)
-    where = {a: j for j, k in enumerate(keys) for a in combos[k]}
-    total: torch.Tensor | None = None
-    for e, (t, blocks, _) in enumerate(contributions):
-        index = [k[e] for k in keys]
-        if max(index) < 0:
-            continue
-        part = take(t, blocks, index)
-        total = part if total is None else total + part
-    if total is None:
-        view, restore = as_blocks(like, like_blocks)
-        total = restore(view.new_zeros((len(keys), *view.shape[1:])))
-    return total, groups, where
+    template = next((p[0] for parts, _ in contributions for p in parts), like)
+    t_blocks = next((p[1] for parts, _ in contributions for p in parts), like_blocks)
+    t_view, restore = as_blocks(template, t_blocks)
+    total = t_view.new_zeros((len(keys), *t_view.shape[1:]))
+    for e, (parts, _) in enumerate(contributions):
+        for p, (t, blocks) in enumerate(parts):
+            pairs = [(j, k[e][1]) for j, k in enumerate(keys) if k[e] is not None and k[e][0] == p]
+            if not pairs:
+                continue
+            view, _ = as_blocks(t, blocks)
+            src_idx = [b for _, b in pairs]
+            src = view if src_idx == list(range(blocks)) else view.index_select(0, torch.tensor(src_idx))
+            total.index_add_(0, torch.tensor([j for j, _ in pairs]), src)
+    return restore(total), groups
 
 
 def to_archs(out: torch.Tensor, groups: Groups, count: int) -> torch.Tensor:
@@ -164,6 +180,9 @@ def single(groups: Groups) -> bool:
     return len(groups) == 1 and len(groups[0]) == 1
 
 
-__all__ = ["Groups", "as_blocks", "concat", "initial_groups", "merge_sum", "split_apply", "take", "to_archs"]
+__all__ = [
+    "Groups", "as_blocks", "concat", "initial_groups", "merge_sum", "split_apply", "split_apply_parts", "take",
+    "to_archs",
+]
 
 

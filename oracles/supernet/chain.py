@@ -176,9 +176,7 @@ class ChainSupernet(nn.Module):
                     return block.forward_choice(rows, self.space.kernels[(c - 1) // n_exp],
                                                 self.space.expands[(c - 1) % n_exp])
 
-                y, groups, _ = blocks.split_apply(x, groups, choice, ctx, run)
-                assert y is not None
-                x = y
+                x, groups = blocks.split_apply(x, groups, choice, ctx, run)
                 ctx.groups = groups
             x = self.head(x)
             out = self.classifier(torch.flatten(self.pool(x), 1))

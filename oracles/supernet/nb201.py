@@ -45,23 +45,21 @@ class MixedCell(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         archs = [a for g in groups for a in g]
         live = {a: _useful_edges(paths[a]) for a in archs}
-        nodes = [(x, groups, {a: i for i, g in enumerate(groups) for a in g})]
+        nodes = [(x, groups)]
         k = 0
         for dst in range(1, 4):
             contributions = []
             for src in range(dst):
                 edge = self.edges[k + src]
-                t, t_groups, _ = nodes[src]
+                t, t_groups = nodes[src]
                 choice = {a: paths[a][k + src] if live[a][k + src] else self._zero for a in archs}
-                y, y_groups, where = blocks.split_apply(
+                parts, _, where = blocks.split_apply_parts(
                     t, t_groups, choice, ctx, lambda op, rows, edge=edge: edge[op](rows), zero=self._zero
                 )
-                if y is not None:
-                    contributions.append((y, len(y_groups), where))
-            total, groups_out, where_out = blocks.merge_sum(contributions, archs, x, len(groups))
-            nodes.append((total, groups_out, where_out))
+                contributions.append((parts, where))
+            nodes.append(blocks.merge_sum(contributions, archs, x, len(groups)))
             k += dst
-        out, out_groups, _ = nodes[-1]
+        out, out_groups = nodes[-1]
         ctx.groups = out_groups  # the next layers see the cell output's blocks
         return out
 
