@@ -75,9 +75,9 @@ class Recipe(dict):
         label_smoothing: float = 0.0,
         max_loss: float = 1e3,
     ) -> None:
-        for key, v in (("epochs", epochs), ("batch_size", batch_size)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"oracle.{key} must be a positive integer, got {v!r}")
+        for key, n in (("epochs", epochs), ("batch_size", batch_size)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"oracle.{key} must be a positive integer, got {n!r}")
         if optimizer not in _OPTIMIZERS:
             raise ValueError(f"oracle.optimizer must be one of {list(_OPTIMIZERS)}, got {optimizer!r}")
         if schedule not in _SCHEDULES:
@@ -192,8 +192,8 @@ def train_job(job: Mapping[str, Any]) -> dict[str, Any]:
                 sched.step()
             epoch_loss += value * len(idx)
             epoch_correct += int((out.argmax(1) == y[idx]).sum())
-    val_acc, val_loss = evaluate_accuracy(model, *(t.to(dev) for t in ds.val))
-    test_acc, _ = evaluate_accuracy(model, *(t.to(dev) for t in ds.test))
+    val_acc, val_loss = evaluate_accuracy(model, ds.val[0].to(dev), ds.val[1].to(dev))
+    test_acc, _ = evaluate_accuracy(model, ds.test[0].to(dev), ds.test[1].to(dev))
     if not math.isfinite(val_loss):
         raise TrainingDiverged(f"training diverged: validation loss {val_loss}")
     seconds = time.perf_counter() - start
