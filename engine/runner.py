@@ -99,7 +99,7 @@ def _targets(node: Any, key: str) -> list[tuple[str, str]]:
             if k == "_target_":
                 found.append((key, str(v)))
             else:
-                found.extend(_targets(v, f"{key}.{k}"))
+                found.extend(_targets(v, f"{key}.{k!s}"))
     elif isinstance(node, ListConfig | list | tuple):
         for i, v in enumerate(node):
             found.extend(_targets(v, f"{key}[{i}]"))

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 from engine.spaces import Architecture, SearchSpace
 from engine.types import Evaluation, Oracle
@@ -110,7 +111,10 @@ class FaultyOracle(BaseOracle):
             raise ValueError(f"oracle.transient must be a non-negative integer, got {transient!r}")
         if not math.isfinite(delay_seconds) or delay_seconds < 0:
             raise ValueError(f"oracle.delay_seconds must be a non-negative number, got {delay_seconds!r}")
-        self.inner: Oracle = oracle if callable(getattr(oracle, "evaluate", None)) else oracle(space=space)  # type: ignore[operator,call-arg]
+        if callable(getattr(oracle, "evaluate", None)):
+            self.inner = cast(Oracle, oracle)
+        else:
+            self.inner = cast(Callable[..., Oracle], oracle)(space=space)
         self.rate = float(rate)
         self.kinds = kinds
         self.faults = faults

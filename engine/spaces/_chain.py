@@ -52,11 +52,11 @@ class ChainSpace(SearchSpace):
     ) -> None:
         if isinstance(stages, bool) or not isinstance(stages, Integral) or stages < 1:
             raise ValueError(f"chain space needs stages >= 1 (an integer), got {stages!r}")
-        self.stages = int(stages)
-        self.depths = _positive_ints("depths", depths)
-        self.kernels = _positive_ints("kernels", kernels)
-        self.expands = _positive_ints("expands", expands)
-        self.max_depth = max(self.depths)
+        self.stages: int = int(stages)
+        self.depths: tuple[int, ...] = _positive_ints("depths", depths)
+        self.kernels: tuple[int, ...] = _positive_ints("kernels", kernels)
+        self.expands: tuple[int, ...] = _positive_ints("expands", expands)
+        self.max_depth: int = max(self.depths)
         decisions: list[Decision] = []
         # Per stage: depth first, then (kernel, expand) per layer, so a sequential
         # builder knows the depth before it reaches the layers that may be inactive.
@@ -66,7 +66,7 @@ class ChainSpace(SearchSpace):
                 decisions.append(Decision(f"s{s}.l{layer}.kernel", self.kernels))
                 decisions.append(Decision(f"s{s}.l{layer}.expand", self.expands))
         self.decisions = tuple(decisions)
-        self._stride = 1 + 2 * self.max_depth
+        self._stride: int = 1 + 2 * self.max_depth
 
     def stage_layers(self, decisions: Sequence[int]) -> list[list[tuple[int, int]]]:
         """Per stage, the active layers as ``(kernel, expand)`` values."""
