@@ -149,16 +149,30 @@ def merge_sum(
     template = next((p[0] for parts, _ in contributions for p in parts), like)
     t_blocks = next((p[1] for parts, _ in contributions for p in parts), like_blocks)
     t_view, restore = as_blocks(template, t_blocks)
-    total = t_view.new_zeros((len(keys), *t_view.shape[1:]))
+    total = t_view.new_empty((len(keys), *t_view.shape[1:]))
+    written = [False] * len(keys)
     for e, (parts, _) in enumerate(contributions):
         for p, (t, blocks) in enumerate(parts):
             pairs = [(j, k[e][1]) for j, k in enumerate(keys) if k[e] is not None and k[e][0] == p]
             if not pairs:
                 continue
             view, _ = as_blocks(t, blocks)
-            src_idx = [b for _, b in pairs]
-            src = view if src_idx == list(range(blocks)) else view.index_select(0, torch.tensor(src_idx))
-            total.index_add_(0, torch.tensor([j for j, _ in pairs]), src)
+            for first in (True, False):  # a block's first summand is copied, later ones added
+                sel = [(j, b) for j, b in pairs if written[j] != first]
+                if not sel:
+                    continue
+                src_idx = [b for _, b in sel]
+                src = view if src_idx == list(range(blocks)) else view.index_select(0, torch.tensor(src_idx))
+                dst = torch.tensor([j for j, _ in sel])
+                if first:
+                    total.index_copy_(0, dst, src)
+                else:
+                    total.index_add_(0, dst, src)
+            for j, _ in pairs:
+                written[j] = True
+    empty = [j for j, w in enumerate(written) if not w]
+    if empty:  # architectures whose every summand is zero
+        total.index_fill_(0, torch.tensor(empty), 0.0)
     return restore(total), groups
 
 
