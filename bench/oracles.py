@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--archs", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=20)
-    parser.add_argument("--batch-archs", type=int, default=8, help="architectures per batched forward")
+    parser.add_argument("--batch-archs", type=int, default=16, help="supernet.eval_batch_archs")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     from oracles.data import load_dataset
