@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import logging
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -13,6 +14,9 @@ from engine.strategies._base import Strategy
 
 ENTRY_POINT_GROUP = "nas_engine.strategies"
 _REGISTRY: dict[str, type[Strategy]] = {}
+# Strategies whose module pulls a heavy dependency (torch): name -> module, imported on first use
+# so that a search with another strategy does not pay for it at start-up.
+_LAZY: dict[str, str] = {}
 _plugins_loaded = False
 _log = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ def register(name: str) -> Callable[[S], S]:
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
             raise TypeError(f"@register({name!r}) needs a Strategy subclass, got {cls!r}")
         existing = _REGISTRY.get(name)
+        if name in _LAZY and cls.__module__ != _LAZY[name]:
+            raise ValueError(f"strategy name {name!r} is already registered by module {_LAZY[name]}")
         if existing is not None and existing is not cls:
             raise ValueError(
                 f"strategy name {name!r} is already registered by {existing.__module__}.{existing.__qualname__}"
@@ -39,6 +45,13 @@ def register(name: str) -> Callable[[S], S]:
         return cls
 
     return deco
+
+
+def register_lazy(name: str, module: str) -> None:
+    """Declare that importing ``module`` registers strategy ``name``; import it on first use."""
+    if name in _REGISTRY or name in _LAZY:
+        raise ValueError(f"strategy name {name!r} is already registered")
+    _LAZY[name] = module
 
 
 def _load_plugins() -> None:
@@ -60,7 +73,7 @@ def _load_plugins() -> None:
 def list_strategies(pattern: str = "*") -> list[str]:
     """Registered strategy names matching a glob ``pattern``, sorted."""
     _load_plugins()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    return sorted(n for n in {*_REGISTRY, *_LAZY} if fnmatch.fnmatchcase(n, pattern))
 
 
 def get_strategy(name: str) -> type[Strategy]:
@@ -70,6 +83,8 @@ def get_strategy(name: str) -> type[Strategy]:
         ValueError: for an unknown name, listing the available ones.
     """
     _load_plugins()
+    if name not in _REGISTRY and name in _LAZY:
+        importlib.import_module(_LAZY[name])
     try:
         return _REGISTRY[name]
     except KeyError:
