@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,14 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-# Run as a script, this file's folder comes first on sys.path, where bench/oracles.py would
-# shadow the ``oracles`` package: drop the folder from the path before importing it.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from engine.spaces import get_space  # noqa: E402
-from engine.strategies import create_strategy  # noqa: E402
-from engine.strategies._nsga2 import hypervolume, parse_objectives  # noqa: E402
-from oracles.tabular import TabularOracle  # noqa: E402
+from engine.spaces import get_space
+from engine.strategies import create_strategy
+from engine.strategies._nsga2 import hypervolume, parse_objectives
+from oracles.tabular import TabularOracle
 
 RESULTS = Path(__file__).resolve().parent / "results" / "multiobjective.md"
 

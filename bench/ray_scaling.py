@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
-# bench/oracles.py would shadow the oracles package while this script's folder leads sys.path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+import numpy as np
+import ray
 
-import numpy as np  # noqa: E402
-import ray  # noqa: E402
-
-from engine.spaces import NB201Space  # noqa: E402
-from oracles.ray_executor import RayExecutor  # noqa: E402
-from oracles.standalone import StandaloneOracle  # noqa: E402
+from engine.spaces import NB201Space
+from oracles.ray_executor import RayExecutor
+from oracles.standalone import StandaloneOracle
 
 
 def main() -> None:

@@ -20,11 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-# Run as a script, bench/ is sys.path[0] and bench/oracles.py would shadow the oracles package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from engine.spaces import get_space  # noqa: E402
-from engine.strategies import create_strategy  # noqa: E402
+from engine.spaces import get_space
+from engine.strategies import create_strategy
 
 RESULTS = Path(__file__).resolve().parent / "results" / "smbo_scaling.md"
 

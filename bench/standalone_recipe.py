@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-# bench/oracles.py would shadow the oracles package while this script's folder leads sys.path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
 
-import numpy as np  # noqa: E402
-from scipy.stats import kendalltau, spearmanr  # noqa: E402
-
-from engine.spaces import NB201Space  # noqa: E402
-from oracles.standalone import StandaloneOracle  # noqa: E402
+from engine.spaces import NB201Space
+from oracles.standalone import StandaloneOracle
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -39,10 +39,6 @@ from engine.spaces import NB201_OPS, get_space
 from engine.strategies import get_strategy, list_strategies
 from engine.types import DEFAULT_FIDELITY
 
-# Run as a script, this file's folder comes first on sys.path, where bench/oracles.py would
-# shadow the ``oracles`` package (imported lazily below): drop the folder from the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 # Per-strategy settings: which table column answers each fidelity (the final
 # fidelity's column is the objective the pick is made by), options for the
 # strategy, and how many evaluations each non-final fidelity gets per budget unit.

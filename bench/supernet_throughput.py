@@ -19,7 +19,7 @@ Both paths use one torch thread, the same data and the same weights; the
 accuracies of the two evaluation paths are printed so that one can see they
 compute the same thing.
 
-    python bench/oracles.py [--space nb201] [--dataset digits] [--archs 32] [--repeats 3]
+    python bench/supernet_throughput.py [--space nb201] [--dataset digits] [--archs 32] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,11 +37,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.spaces import Architecture, get_space
-
-# Run as a script, this file's directory comes first on sys.path and its name would
-# shadow the ``oracles`` package: drop that entry before anything imports it.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 
 def _median_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
