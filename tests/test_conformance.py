@@ -47,10 +47,6 @@ OVERRIDES: dict[str, dict[Any, Any]] = {
     "gap_aware": {
         "all": {"budget": 12},
         "beats_random": {"seeds": range(3), "budget": 20},
-        "skip": {
-            ("beats_random", "chain"): "trails random on the toy chain at 20 expensive evaluations (61.5 vs 66.0"
-            " over 3 seeds, 73 s); larger budgets are too slow for the suite: for its owner to decide",
-        },
     },
 }
 
