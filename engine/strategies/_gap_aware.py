@@ -13,7 +13,7 @@ from engine.spaces import Architecture, SearchSpace
 from engine.strategies._base import Strategy
 from engine.strategies._registry import register
 from engine.strategies._smbo import pick_encoding
-from engine.strategies._surrogate import ACQUISITIONS, TARGETS, MLPEnsemble, acquisition, transform_targets
+from engine.strategies._surrogate import MLPEnsemble, acquisition, check_options, transform_targets
 from engine.types import Evaluation, Query
 
 CHEAP = "cheap"
@@ -105,10 +105,7 @@ class GapAware(Strategy):
         target: str = "rank",
     ) -> None:
         super().__init__(space, seed)
-        if acquisition not in ACQUISITIONS:
-            raise ValueError(f"acquisition must be one of {list(ACQUISITIONS)}, got {acquisition!r}")
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
+        check_options(acquisition, target)
         self.target = target
         if pool_size < 1 or n_init < 1 or not 0 <= n_top <= n_init or top_k < 1 or n_random < 1:
             raise ValueError(

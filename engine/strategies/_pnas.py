@@ -10,7 +10,7 @@ import numpy as np
 from engine.spaces import Architecture, SearchSpace
 from engine.strategies._base import Strategy
 from engine.strategies._registry import register
-from engine.strategies._surrogate import ACQUISITIONS, TARGETS, MLPEnsemble, acquisition, transform_targets
+from engine.strategies._surrogate import MLPEnsemble, acquisition, check_options, transform_targets
 
 
 @register("pnas")
@@ -61,10 +61,7 @@ class PNAS(Strategy):
         target: str = "rank",
     ) -> None:
         super().__init__(space, seed)
-        if acquisition not in ACQUISITIONS:
-            raise ValueError(f"acquisition must be one of {list(ACQUISITIONS)}, got {acquisition!r}")
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
+        check_options(acquisition, target)
         self.target = target
         if n_init < 1 or beam < 1 or n_completions < 1:
             raise ValueError(f"need n_init, beam and n_completions >= 1; got {n_init}, {beam}, {n_completions}")

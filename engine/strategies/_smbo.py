@@ -9,7 +9,7 @@ import numpy as np
 from engine.spaces import Architecture, SearchSpace
 from engine.strategies._base import Strategy
 from engine.strategies._registry import register
-from engine.strategies._surrogate import ACQUISITIONS, TARGETS, MLPEnsemble, acquisition, transform_targets
+from engine.strategies._surrogate import MLPEnsemble, acquisition, check_options, transform_targets
 
 
 def pick_encoding(space: SearchSpace, encoding: str) -> str:
@@ -75,15 +75,12 @@ class SMBO(Strategy):
         target: str = "rank",
     ) -> None:
         super().__init__(space, seed)
-        if acquisition not in ACQUISITIONS:
-            raise ValueError(f"acquisition must be one of {list(ACQUISITIONS)}, got {acquisition!r}")
+        check_options(acquisition, target)
         if n_init < 1 or top_k < 1 or n_mutations < 0 or n_random < 0:
             raise ValueError(
                 f"need n_init >= 1, top_k >= 1, n_mutations >= 0, n_random >= 0; got {n_init}, {top_k},"
                 f" {n_mutations}, {n_random}"
             )
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
         self.target = target
         self.encoding = pick_encoding(space, encoding)
         self.n_init = n_init

@@ -159,6 +159,18 @@ ACQUISITIONS = ("its", "ucb", "mean")
 TARGETS = ("raw", "rank")
 
 
+def check_options(acquisition: str, target: str) -> None:
+    """Validate the surrogate options every surrogate-driven strategy takes, at construction.
+
+    Raises:
+        ValueError: naming the option and the allowed values.
+    """
+    if acquisition not in ACQUISITIONS:
+        raise ValueError(f"acquisition must be one of {list(ACQUISITIONS)}, got {acquisition!r}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
+
+
 def transform_targets(y: np.ndarray, kind: str) -> np.ndarray:
     """Targets as the surrogate sees them.
 
