@@ -13,7 +13,7 @@ from engine.spaces import Architecture, SearchSpace
 from engine.strategies._base import Strategy
 from engine.strategies._registry import register
 from engine.strategies._smbo import pick_encoding
-from engine.strategies._surrogate import MLPEnsemble, acquisition, check_options, transform_targets
+from engine.strategies._surrogate import Encoder, MLPEnsemble, acquisition, check_options, transform_targets
 from engine.types import Evaluation, Query
 
 CHEAP = "cheap"
@@ -138,7 +138,7 @@ class GapAware(Strategy):
         # Derived from the history (rebuilt on load): scores per architecture and fidelity.
         self._cheap: dict[Architecture, float] = {}
         self._expensive: dict[Architecture, float] = {}
-        self._codes: dict[Architecture, np.ndarray] = {}
+        self._encode = Encoder(space, self.encoding)
 
     # -- derived state ------------------------------------------------------
     def _tell(self, evaluations: Sequence[Evaluation]) -> None:
@@ -216,15 +216,6 @@ class GapAware(Strategy):
         self.keep = max(self.min_keep, 1.0 - trust)
 
     # -- escalate -----------------------------------------------------------
-    def _encode(self, archs: Sequence[Architecture]) -> np.ndarray:
-        out = []
-        for a in archs:
-            code = self._codes.get(a)
-            if code is None:
-                code = self._codes[a] = self.space.encode(a, self.encoding)
-            out.append(code)
-        return np.stack(out)
-
     def _unasked(self, arch: Architecture, pending: set[Architecture]) -> bool:
         return arch not in self._expensive and arch not in pending and not self.was_asked(arch, EXPENSIVE)
 

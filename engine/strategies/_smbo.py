@@ -9,7 +9,7 @@ import numpy as np
 from engine.spaces import Architecture, SearchSpace
 from engine.strategies._base import Strategy
 from engine.strategies._registry import register
-from engine.strategies._surrogate import MLPEnsemble, acquisition, check_options, transform_targets
+from engine.strategies._surrogate import Encoder, MLPEnsemble, acquisition, check_options, transform_targets
 
 
 def pick_encoding(space: SearchSpace, encoding: str) -> str:
@@ -90,16 +90,7 @@ class SMBO(Strategy):
         self.top_k = top_k
         self.n_mutations = n_mutations
         self.n_random = n_random
-        self._codes: dict[Architecture, np.ndarray] = {}
-
-    def _encode(self, archs: Sequence[Architecture]) -> np.ndarray:
-        out = []
-        for a in archs:
-            code = self._codes.get(a)
-            if code is None:
-                code = self._codes[a] = self.space.encode(a, self.encoding)
-            out.append(code)
-        return np.stack(out)
+        self._encode = Encoder(space, self.encoding)
 
     def _candidates(self, ranked: Sequence[Architecture], exclude: set[Architecture]) -> list[Architecture]:
         cands: dict[Architecture, None] = {}

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from engine.spaces import Architecture, SearchSpace
+
 
 class MLPEnsemble:
     """An ensemble of ReLU MLP regressors trained jointly.
@@ -153,6 +155,33 @@ def acquisition(preds: np.ndarray, kind: str, rng: np.random.Generator, beta: fl
     if kind == "mean":
         return mu
     raise ValueError(f"unknown acquisition {kind!r}; choose 'its', 'ucb' or 'mean'")
+
+
+class Encoder:
+    """Encodings of architectures for a surrogate, each computed once.
+
+    A surrogate refit on every ask re-encodes the whole history; caching per
+    architecture keeps that cost flat as the history grows.
+
+    Args:
+        space: The space whose ``encode`` is used.
+        encoding: One of ``space.encodings``.
+    """
+
+    def __init__(self, space: SearchSpace, encoding: str) -> None:
+        self.space = space
+        self.encoding = encoding
+        self._codes: dict[Architecture, np.ndarray] = {}
+
+    def __call__(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """The stacked encodings of ``archs``, one row each."""
+        out = []
+        for a in archs:
+            code = self._codes.get(a)
+            if code is None:
+                code = self._codes[a] = self.space.encode(a, self.encoding)
+            out.append(code)
+        return np.stack(out)
 
 
 ACQUISITIONS = ("its", "ucb", "mean")
