@@ -42,6 +42,18 @@ FAULT_KINDS: tuple[str, ...] = ("raise", "nan_loss", "inf_loss", "oom", "memory"
 - ``short``: ``evaluate()`` returns one evaluation too few for the batch (a broken oracle).
 """
 
+FAULT_ERRORS: dict[str, str] = {
+    "raise": "InjectedFault: injected fault on |",
+    "nan_loss": "objective is not finite: nan",
+    "inf_loss": "objective is not finite: inf",
+    "oom": "OutOfMemoryError: CUDA out of memory (injected)",
+    "memory": "MemoryError: injected out of memory",
+    "batch": "InjectedFault: injected batch fault",
+    "short": "oracle returned 1 evaluations for 2 architectures",
+}
+"""Fault kind -> a piece of the error text each failed evaluation carries (the search loop's
+text for batch-level faults), so tests and users can recognise an injected fault."""
+
 
 class InjectedFault(RuntimeError):
     """The error raised for the ``raise`` and ``batch`` fault kinds."""

@@ -18,19 +18,11 @@ from engine.strategies import create_strategy
 from engine.types import Status
 from oracles.data import load_dataset
 from oracles.tabular import TabularOracle
+from oracles.testing import FAULT_ERRORS as EXPECTED_ERROR
 from oracles.testing import FAULT_KINDS, FaultyOracle
 
 torch.set_num_threads(1)
 SPACE = get_space("nb201")
-EXPECTED_ERROR = {
-    "raise": "InjectedFault: injected fault on |",
-    "nan_loss": "objective is not finite: nan",
-    "inf_loss": "objective is not finite: inf",
-    "oom": "OutOfMemoryError: CUDA out of memory (injected)",
-    "memory": "MemoryError: injected out of memory",
-    "batch": "InjectedFault: injected batch fault",
-    "short": "oracle returned 1 evaluations for 2 architectures",
-}
 TINY_SUPERNET = {
     "epochs": 1, "batch_size": 32, "measure_latency": False, "model": {"channels": 4, "cells": 1},
     "recalibration_batches": 1, "keep_last_epochs": 1,

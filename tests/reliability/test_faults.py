@@ -19,18 +19,8 @@ from engine.spaces import get_space
 from engine.strategies import create_strategy
 from engine.types import Status
 from oracles.tabular import TabularOracle
+from oracles.testing import FAULT_ERRORS as EXPECTED_ERROR
 from oracles.testing import FAULT_KINDS, FaultyOracle
-
-# fault kind -> a piece of the error text every failed evaluation must carry
-EXPECTED_ERROR = {
-    "raise": "InjectedFault: injected fault on |",
-    "nan_loss": "objective is not finite: nan",
-    "inf_loss": "objective is not finite: inf",
-    "oom": "OutOfMemoryError: CUDA out of memory (injected)",
-    "memory": "MemoryError: injected out of memory",
-    "batch": "InjectedFault: injected batch fault",
-    "short": "oracle returned 1 evaluations for 2 architectures",
-}
 
 
 def _rows(journal: Path) -> list[tuple[str, str, str | None, int]]:
