@@ -31,7 +31,9 @@ contract: it can be built as ``cls(space, seed=s)`` with defaults only.
 The checks (keys of :data:`CHECKS`): ``contract`` (ask/tell arguments and results,
 rejected calls change nothing), ``failures`` (failed evaluations and crashing
 oracle batches are survived), ``budget`` (driven by :class:`~engine.search.Search`,
-the budget is spent and never exceeded, no stall on repeats), ``determinism``
+the budget is spent and never exceeded, no stall on repeats), ``budget_prefix``
+(unless the strategy declares ``plans_with_budget``, a shorter budget asks a
+prefix of a longer one's queries), ``determinism``
 (same seed, same queries), ``state_roundtrip`` (``state_dict`` /
 ``load_state_dict`` mid-batch, in memory and through :mod:`engine.serialize`),
 ``resume`` (a search interrupted before or after a snapshot resumes from its
@@ -561,6 +563,30 @@ def check_budget(
                 raise AssertionError(f"{label}: no successful evaluation at the final fidelity")
 
 
+def check_budget_prefix(
+    cls: type[Strategy], *, space: SpaceLike = None, seeds: Sequence[int] = DEFAULT_SEEDS, budget: int = 30
+) -> None:
+    """A strategy that does not plan with its budget asks the same first queries under any budget.
+
+    Skipped for strategies declaring ``plans_with_budget = True``. Otherwise the
+    queries of a search with budget ``budget // 2`` must be the first queries of
+    one with ``budget``: that is what lets a benchmark read one long run at
+    every smaller budget instead of rerunning it.
+    """
+    if cls.plans_with_budget:
+        return
+    sp = _space(space)
+    short = budget // 2
+    for seed in seeds:
+        runs = [_queries(_search(make_strategy(cls, sp, seed), sp, n).history) for n in (short, budget)]
+        if runs[0] != runs[1][: len(runs[0])]:
+            raise AssertionError(
+                f"{_label(cls, sp, seed)}: a search with budget {short} asked differently from the first"
+                f" {short} queries of one with budget {budget}; {_first_difference(runs[0], runs[1])}."
+                " Declare plans_with_budget = True if the strategy reads budget_left."
+            )
+
+
 def check_determinism(
     cls: type[Strategy], *, space: SpaceLike = None, seeds: Sequence[int] = DEFAULT_SEEDS, budget: int = 30
 ) -> None:
@@ -774,6 +800,7 @@ CHECKS: dict[str, Callable[..., None]] = {
     "contract": check_contract,
     "failures": check_failures,
     "budget": check_budget,
+    "budget_prefix": check_budget_prefix,
     "determinism": check_determinism,
     "state_roundtrip": check_state_roundtrip,
     "resume": check_resume,

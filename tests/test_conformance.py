@@ -209,6 +209,15 @@ class _WorseThanRandom(RandomSearch):
         return out
 
 
+class _PlansSilently(RandomSearch):
+    """Reads budget_left (samples a fixed cell on its last evaluation) without declaring it."""
+
+    def _ask(self, n: int) -> list[Architecture]:
+        if self.budget_left.get(self.final_fidelity) == 1:
+            return [self.space.architecture([len(self.history) % d.n for d in self.space.decisions])]
+        return super()._ask(n)
+
+
 class _NoDefaults(RandomSearch):
     def __init__(self, space: Any, seed: int = 0, *, temperature: float) -> None:
         super().__init__(space, seed)
@@ -224,6 +233,7 @@ class _NoDefaults(RandomSearch):
         (_CrashesOnFailure, "failures", "crashed"),
         (_WorseThanRandom, "beats_random", "does not beat random"),
         (_NoDefaults, "contract", "defaults only"),
+        (_PlansSilently, "budget_prefix", "asked differently"),
     ],
 )
 def test_suite_catches_broken_strategies(cls: type[Strategy], check: str, message: str) -> None:

@@ -36,11 +36,17 @@ class Strategy(ABC):
         history: Every evaluation told so far, in order, without report-only metrics.
         budget_left: Remaining evaluations per fidelity (``None``: unlimited), kept
             up to date by the search loop; strategies may read it to plan.
+        plans_with_budget: Whether the strategy reads ``budget_left``. ``False``
+            promises that the first ``n`` queries of a long search are those of a
+            search with budget ``n`` (the conformance check ``budget_prefix``
+            holds strategies to it), so a benchmark may read one long run at
+            every smaller budget.
     """
 
     name: ClassVar[str] = ""
     fidelities: ClassVar[tuple[str, ...]] = (DEFAULT_FIDELITY,)
     final_fidelity: ClassVar[str] = DEFAULT_FIDELITY
+    plans_with_budget: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         if not isinstance(space, SearchSpace):

@@ -84,6 +84,7 @@ class GapAware(Strategy):
 
     fidelities = (CHEAP, EXPENSIVE)
     final_fidelity = EXPENSIVE
+    plans_with_budget = True  # splits its cheap budget and decides when to escalate from budget_left
 
     def __init__(
         self,
