@@ -17,7 +17,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import stats
@@ -189,7 +189,8 @@ def _aligned(
     width = None
     for k in keys:
         v = expensive[k]
-        seeds = [float(v)] if np.isscalar(v) else [float(s) for s in v]  # type: ignore[arg-type]
+        # np.isscalar (not isinstance) so NumPy scalars count as one seed; it does not narrow, hence the casts.
+        seeds = [float(cast(float, v))] if np.isscalar(v) else [float(s) for s in cast("Sequence[float]", v)]
         if not seeds or not all(math.isfinite(s) for s in seeds):
             continue
         if width is None:

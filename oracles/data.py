@@ -102,6 +102,21 @@ class Dataset:
         )
 
 
+def _tensors(
+    train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]
+) -> tuple[Split, Split, Split]:
+    """The loaders' NumPy splits as tensor pairs, the type :class:`Dataset` declares for its fields.
+
+    ``torch.as_tensor`` is the conversion :func:`_check_split` applies to arrays itself, so the
+    tensors (and the checks run on them) are the same as passing the arrays directly.
+    """
+    return (
+        (torch.as_tensor(train[0]), torch.as_tensor(train[1])),
+        (torch.as_tensor(val[0]), torch.as_tensor(val[1])),
+        (torch.as_tensor(test[0]), torch.as_tensor(test[1])),
+    )
+
+
 def _check_split(name: str, split: str, pair: Any, shape: tuple[int, ...], num_classes: int) -> Split:
     where = f"dataset {name!r}, split {split!r}"
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -207,7 +222,7 @@ def load_digits(
     tr, va, te = _split3(x, y, val_fraction, test_fraction, split_seed, "digits")
     tr = _subsample(*tr, train_size, split_seed, "digits")
     tr, va, te = _add_noise((tr, va, te), noise, split_seed, "digits")
-    return Dataset("digits", tr, va, te, 10, (1, 8, 8))
+    return Dataset("digits", *_tensors(tr, va, te), 10, (1, 8, 8))
 
 
 def load_mnist1d(
@@ -252,7 +267,7 @@ def load_mnist1d(
     y = np.concatenate([raw["y"], raw["y_test"]]).astype(np.int64)
     tr, va, te = _split3(x, y, val_fraction, test_fraction, split_seed, "mnist1d")
     tr = _subsample(*tr, train_size, split_seed, "mnist1d")
-    return Dataset("mnist1d", tr, va, te, 10, (1, x.shape[-1]))
+    return Dataset("mnist1d", *_tensors(tr, va, te), 10, (1, x.shape[-1]))
 
 
 def load_synthetic(
@@ -292,7 +307,7 @@ def load_synthetic(
     y = y[rng.permutation(num_samples)].astype(np.int64)
     x = (templates[y] + noise * rng.normal(size=(num_samples, *shape))).astype(np.float32)
     tr, va, te = _split3(x, y, val_fraction, test_fraction, seed, "synthetic")
-    return Dataset("synthetic", tr, va, te, num_classes, shape)
+    return Dataset("synthetic", *_tensors(tr, va, te), num_classes, shape)
 
 
 _LAYOUTS = ("auto", "nchw", "nhwc", "nhw", "ncl", "flat")
@@ -412,7 +427,7 @@ def load_npz(
         std = tr[0].std(axis=axes, keepdims=True)
         std[std == 0] = 1.0
         tr, va, te = tuple((((a - mean) / std).astype(np.float32), b) for a, b in (tr, va, te))
-    return Dataset("npz", tr, va, te, num_classes, tuple(tr[0].shape[1:]))
+    return Dataset("npz", *_tensors(tr, va, te), num_classes, tuple(tr[0].shape[1:]))
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -505,9 +520,8 @@ def load_cifar10(
     def norm(a: np.ndarray) -> np.ndarray:
         return ((a.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
 
-    return Dataset(
-        "cifar10", (norm(tr[0]), tr[1]), (norm(x[va_idx]), y[va_idx]), (norm(te[0]), te[1]), 10, (3, 32, 32)
-    )
+    splits = _tensors((norm(tr[0]), tr[1]), (norm(x[va_idx]), y[va_idx]), (norm(te[0]), te[1]))
+    return Dataset("cifar10", *splits, 10, (3, 32, 32))
 
 
 DATASETS: dict[str, Callable[..., Dataset]] = {

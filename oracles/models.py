@@ -23,6 +23,7 @@ exist as 1-D and 2-D layers for the supernet and the stand-alone network to matc
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from types import EllipsisType
 from typing import Any
 
 import torch
@@ -126,7 +127,8 @@ class Zero(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
-            x = x[(..., *[slice(None, None, self.stride)] * (x.ndim - 2))]
+            index: tuple[EllipsisType | slice, ...] = (..., *[slice(None, None, self.stride)] * (x.ndim - 2))
+            x = x[index]
         if self.c_out != x.shape[1]:
             shape = list(x.shape)
             shape[1] = self.c_out
