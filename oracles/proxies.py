@@ -49,7 +49,8 @@ PROXIES: tuple[str, ...] = (*NETWORK_PROXIES, "params", "flops", "nn_degree")
 NASWOT_FLOOR = -1.0e6
 
 
-def _weighted_layers(model: nn.Module) -> list[nn.Module]:
+def _weighted_layers(model: nn.Module) -> list[nn.Conv1d | nn.Conv2d | nn.Linear]:
+    # typed as the layer classes (not nn.Module) so ``m.weight`` is a Tensor to the type checker
     return [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
 
 

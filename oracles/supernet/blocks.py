@@ -96,8 +96,8 @@ def split_apply_parts(
         split: dict[int, list[int]] = {}
         for a in archs:
             split.setdefault(choice[a], []).append(a)
-        for option, members in split.items():
-            by_option.setdefault(option, []).append((i, tuple(members)))
+        for option, picked in split.items():
+            by_option.setdefault(option, []).append((i, tuple(picked)))
     parts: Parts = []
     part_groups: list[tuple[int, ...]] = []
     where: Where = {}

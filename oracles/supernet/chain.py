@@ -18,7 +18,7 @@ by slicing (:meth:`ChainSupernet.extract`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -61,13 +61,17 @@ class ElasticInvertedResidual(nn.Module):
         b = self.block
         conv = F.conv1d if self.dim == 1 else F.conv2d
         hidden = self.c_in * expand
-        h = F.relu6(b[1](conv(x, b[0].weight[:hidden]))) if expand != 1 else x
+        h = F.relu6(b[1](conv(x, self._conv_weight(0)[:hidden]))) if expand != 1 else x
         start = (self.max_kernel - kernel) // 2
         crop = (slice(None), slice(None)) + (slice(start, start + kernel),) * self.dim
-        w = b[3].weight[:hidden][crop]
+        w = self._conv_weight(3)[:hidden][crop]
         h = F.relu6(b[4](conv(h, w, None, self.stride, kernel // 2, 1, hidden)))
-        out = b[7](conv(h, b[6].weight[:, :hidden]))
+        out = b[7](conv(h, self._conv_weight(6)[:, :hidden]))
         return x + out if self.residual else out
+
+    def _conv_weight(self, i: int) -> torch.Tensor:
+        """Weight of the convolution ``self.block[i]`` (cast: ``nn.Module.__getattr__`` is typed Tensor | Module)."""
+        return cast(torch.Tensor, self.block[i].weight)
 
 
 class ChainSupernet(nn.Module):
@@ -161,7 +165,8 @@ class ChainSupernet(nn.Module):
             if x.dim() == 4 and ctx.mode != "plain":  # batched evaluation: channels-last is faster on CPU
                 x = x.contiguous(memory_format=torch.channels_last)
             n_exp = len(self.space.expands)
-            for pos, block in enumerate(self.blocks):
+            for pos, layer in enumerate(self.blocks):
+                block = cast(ElasticInvertedResidual, layer)  # nn.ModuleList iterates as plain nn.Module
                 choice = {a: self._layer_choice(paths[a], pos) for g in groups for a in g}
                 if len(paths) == 1:
                     c = choice[0]

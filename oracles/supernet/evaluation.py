@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from oracles.supernet.bn import BNContext
 from oracles.supernet.config import SupernetConfig
 
 Path = tuple[int, ...]
@@ -64,7 +66,8 @@ class InheritedEvaluator:
     @torch.no_grad()
     def _evaluate_chunk(self, model: nn.Module, paths: list[Path]) -> list[dict[str, float]]:
         a = len(paths)
-        ctx = model.ctx  # type: ignore[attr-defined]
+        # every supernet holds its BNContext as ``ctx``; nn.Module.__getattr__ is typed Tensor | Module
+        ctx = cast(BNContext, model.ctx)
         was_training = model.training
         model.eval()
         try:

@@ -8,7 +8,7 @@ stand-alone network of its architecture (:meth:`NB201Supernet.extract`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -50,18 +50,24 @@ class MixedCell(nn.Module):
         for dst in range(1, 4):
             contributions = []
             for src in range(dst):
-                edge = self.edges[k + src]
+                edge = self._edge(k + src)
                 t, t_groups = nodes[src]
                 choice = {a: paths[a][k + src] if live[a][k + src] else self._zero for a in archs}
-                parts, _, where = blocks.split_apply_parts(
-                    t, t_groups, choice, ctx, lambda op, rows, edge=edge: edge[op](rows), zero=self._zero
-                )
+
+                def run(op: int, rows: torch.Tensor, edge: nn.ModuleList = edge) -> torch.Tensor:
+                    return edge[op](rows)
+
+                parts, _part_groups, where = blocks.split_apply_parts(t, t_groups, choice, ctx, run, zero=self._zero)
                 contributions.append((parts, where))
             nodes.append(blocks.merge_sum(contributions, archs, x, len(groups)))
             k += dst
         out, out_groups = nodes[-1]
         ctx.groups = out_groups  # the next layers see the cell output's blocks
         return out
+
+    def _edge(self, e: int) -> nn.ModuleList:
+        """Edge ``e``'s operations (typed: indexing ``self.edges`` gives a plain ``nn.Module``)."""
+        return cast(nn.ModuleList, self.edges[e])
 
     def _forward_one(self, x: torch.Tensor, path: Path) -> torch.Tensor:
         """One architecture (training): plain module calls, no bookkeeping."""
@@ -72,7 +78,7 @@ class MixedCell(nn.Module):
             total: torch.Tensor | None = None
             for src in range(dst):
                 if useful[k + src]:
-                    y = self.edges[k + src][path[k + src]](nodes[src])
+                    y = self._edge(k + src)[path[k + src]](nodes[src])
                     total = y if total is None else total + y
             nodes.append(total if total is not None else torch.zeros_like(x))
             k += dst

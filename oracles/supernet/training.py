@@ -181,7 +181,8 @@ class SupernetTrainer:
 
     def _optim(self, model: nn.Module, stage: int) -> tuple[torch.optim.Optimizer, Any]:
         cfg = self.config
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for name, p in model.named_parameters():
             (no_decay if p.dim() <= 1 or name.endswith(".bias") else decay).append(p)
         lr = cfg.lr if stage == 0 else cfg.lr * 0.5
