@@ -120,7 +120,7 @@ class PNAS(Strategy):
         self.beam = [children[int(i)] for i in order[: self.beam_width]]
         queued = set(self.queue)
         for prefix in self.beam:
-            completions = {}
+            completions: dict[Architecture, None] = {}  # an insertion-ordered set
             for _ in range(self.n_completions):
                 arch = self.space.architecture(self._complete(prefix))
                 if not self.was_asked(arch) and arch not in queued:

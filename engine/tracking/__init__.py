@@ -13,10 +13,13 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.tracking.progress import Progress, SearchProgress, progress_iter, resolve_mode
 from engine.tracking.wandb_tracker import WandbTracker
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 __all__ = [
     "Progress",
@@ -64,7 +67,10 @@ def hydra_job_info() -> dict[str, Any]:
     }
     if hc.mode == RunMode.MULTIRUN:
         info["sweep_dir"] = str(hc.sweep.dir)
-        info["job_num"] = int(hc.job.num) if hc.job.get("num") is not None else None
+        # HydraConfig.get() is typed as the HydraConf dataclass but is a DictConfig, whose .get gives
+        # None for an unset (MISSING) job number instead of raising
+        job = cast("DictConfig", hc.job)
+        info["job_num"] = int(hc.job.num) if job.get("num") is not None else None
         info["override_dirname"] = str(hc.job.override_dirname)
     return info
 

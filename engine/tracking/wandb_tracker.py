@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
     from engine.search import Search, SearchResult
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 MODES = ("offline", "online", "disabled")
 JOB_TYPES = ("search", "supernet_train", "gap")
+# the console capture modes accepted here (a subset of what wandb.Settings takes)
+_Console = Literal["off", "auto", "wrap", "redirect"]
 _log = logging.getLogger("engine.tracking")
 
 
@@ -103,7 +105,7 @@ class WandbTracker:
         self.tags = list(tags)
         self.artifacts = list(artifacts)
         self.table_at_end = bool(log_table)
-        self.console = console
+        self.console = cast(_Console, console)  # validated against these values above
         self.run: Any = None
         self._n = 0
         self._failures = 0
