@@ -352,7 +352,7 @@ def make_plots(
     for j, (key, label) in enumerate(
         [("kendall_tau", "Kendall tau"), ("tau_top", "tau in top 20%"), ("stability_seeds", "stability (seeds)")]
     ):
-        vals = [r.get(key) if r.get(key) is not None else np.nan for r in rows]
+        vals = [v if (v := r.get(key)) is not None else np.nan for r in rows]
         ax.bar(idx + (j - 1) * width, vals, width, label=label)
     ceiling = next((r["noise_ceiling"] for r in rows if r.get("noise_ceiling") is not None), None)
     if ceiling is not None:
