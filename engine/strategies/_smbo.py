@@ -67,7 +67,7 @@ class SMBO(Strategy):
         beta: float = 1.0,
         members: int = 5,
         hidden: Sequence[int] = (32, 32),
-        steps: int = 200,
+        steps: int = 400,
         batch_size: int = 128,
         top_k: int = 10,
         n_mutations: int = 10,
