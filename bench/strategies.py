@@ -16,6 +16,10 @@ budget and is read at every smaller one; the others run once per budget.
     python bench/strategies.py [--seeds 100] [--budgets 50 100 200] [--strategies random regularized_evolution tpe]
         [--jobs 2]
 
+Every finished seed is appended to ``<out>.jsonl`` at once; a rerun with the same
+budgets takes the seeds found there and runs only the rest, so a killed
+benchmark loses at most the runs in flight.
+
 Strategies that ask a fidelity other than ``default`` run only with an entry in
 :data:`BENCH_SETTINGS` saying which table column answers each fidelity.
 """
@@ -23,6 +27,7 @@ Strategies that ask a fidelity other than ``default`` run only with an entry in
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import multiprocessing as mp
@@ -177,6 +182,26 @@ def _init_worker() -> None:
         pass
 
 
+def _load(
+    journal: Path, methods: Sequence[str], budgets: tuple[int, ...], seeds: int
+) -> tuple[dict[str, dict[int, dict[int, tuple[float, float, int]]]], dict[str, dict[int, float]]]:
+    """Per-seed results already in ``journal`` for these methods and budgets (a killed run resumes)."""
+    results: dict[str, dict[int, dict[int, tuple[float, float, int]]]] = {m: {} for m in methods}
+    seconds: dict[str, dict[int, float]] = {m: {} for m in methods}
+    if not journal.exists():
+        return results, seconds
+    for line in journal.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        m, s = row.get("method"), row.get("seed")
+        if m in results and isinstance(s, int) and s < seeds and tuple(row.get("budgets", ())) == budgets:
+            results[m][s] = {int(b): (float(r[0]), float(r[1]), int(r[2])) for b, r in row["results"].items()}
+            seconds[m][s] = float(row["seconds"])
+    return results, seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=100, help="seeds per method and budget")
@@ -207,16 +232,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipping {name}: {why}", file=sys.stderr)
 
     budgets = tuple(sorted(set(args.budgets)))
-    tasks = [(m, s, budgets) for m in methods for s in range(args.seeds)]
-    results: dict[str, dict[int, list[tuple[float, float, int]]]] = {m: {b: [] for b in budgets} for m in methods}
-    seconds: dict[str, float] = dict.fromkeys(methods, 0.0)
+    journal = args.out.with_suffix(".jsonl")
+    results, seconds = _load(journal, methods, budgets, args.seeds)
+    tasks = [(m, s, budgets) for m in methods for s in range(args.seeds) if s not in seconds[m]]
+    if len(tasks) < len(methods) * args.seeds:
+        print(f"resuming: {len(methods) * args.seeds - len(tasks)} runs taken from {journal}", file=sys.stderr)
     start = time.perf_counter()
     ctx = mp.get_context("fork" if sys.platform != "win32" else "spawn")
-    with ctx.Pool(args.jobs, initializer=_init_worker) as pool:
-        for done, (method, _seed, res, secs) in enumerate(pool.imap_unordered(_task, tasks, chunksize=4), 1):
-            for b, r in res.items():
-                results[method][b].append(r)
-            seconds[method] += secs
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    with ctx.Pool(args.jobs, initializer=_init_worker) as pool, journal.open("a") as fh:
+        for done, (method, seed, res, secs) in enumerate(pool.imap_unordered(_task, tasks, chunksize=4), 1):
+            results[method][seed] = res
+            seconds[method][seed] = secs
+            fh.write(json.dumps({"method": method, "seed": seed, "budgets": list(budgets), "seconds": secs,
+                                 "results": {str(b): list(r) for b, r in res.items()}}) + "\n")
+            fh.flush()
             if done % max(1, len(tasks) // 20) == 0 or done == len(tasks):
                 print(f"  {done}/{len(tasks)} runs, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
@@ -238,18 +268,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "|" + "---|" * (len(budgets) + 3),
     ]
     for m in methods:
+        runs = list(results[m].values())
         cells = []
         for b in budgets:
-            acc = np.array([r[0] for r in results[m][b]], dtype=float)
+            acc = np.array([r[b][0] for r in runs], dtype=float)
             cells.append(f"{np.nanmean(acc):.2f} +- {np.nanstd(acc):.2f}")
-        uniq = np.mean([r[2] for r in results[m][budgets[-1]]])
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {uniq:.1f} | {seconds[m] / args.seeds:.2f} |")
+        uniq = np.mean([r[budgets[-1]][2] for r in runs])
+        cpu = np.mean(list(seconds[m].values()))
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {uniq:.1f} | {cpu:.2f} |")
     if skipped:
         lines += ["", "Skipped: " + "; ".join(f"`{k}` ({v})" for k, v in skipped.items())]
-    lines += ["", f"Wall time {time.perf_counter() - start:.0f} s with {args.jobs} worker processes."]
+    lines += ["", f"Wall time {time.perf_counter() - start:.0f} s with {args.jobs} worker processes"
+              f" (runs taken from an earlier, interrupted invocation not included); per-seed results in"
+              f" `{journal.name}`."]
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(f"written to {args.out}", file=sys.stderr)
     return 0
