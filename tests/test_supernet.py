@@ -333,3 +333,12 @@ def test_evaluator_equals_naive_recalibrate_then_evaluate(space, options) -> Non
                 assert res[f"{split}_acc"] == pytest.approx(float((logits.argmax(1) == y).float().mean()))
                 loss = float(torch.nn.functional.cross_entropy(logits, y))
                 assert res[f"{split}_loss"] == pytest.approx(loss, abs=1e-5)
+
+
+@pytest.mark.parametrize(("lr", "warns"), [(20.0, True), (0.05, False)])
+def test_supernet_that_learned_nothing_is_reported(lr: float, warns: bool, caplog: pytest.LogCaptureFixture) -> None:
+    # Gradient clipping keeps lr=20 finite, so training "succeeds" at chance accuracy: the user must hear it.
+    oracle = SupernetOracle(NB201Space(), synthetic(), tiny(epochs=8, lr=lr), seed=0)
+    with caplog.at_level("WARNING", logger="oracles.supernet.training"):
+        oracle.prepare()
+    assert any("has not learned" in r.getMessage() for r in caplog.records) is warns

@@ -302,6 +302,7 @@ class SupernetTrainer:
                              "torch_rng": gen.get_state(), "recent": recent, "history": self.history,
                              "seconds": self.seconds}
                 else:
+                    self._warn_if_chance(name, record)
                     units = {**state["units"], name: weights}
                     snapshots = {**state["snapshots"], name: recent[-(self.config.keep_last_epochs - 1):]
                                  if self.config.keep_last_epochs > 1 else []}
@@ -318,6 +319,21 @@ class SupernetTrainer:
             if bar is not None:
                 bar.close()
         return state
+
+    def _warn_if_chance(self, name: str, record: Mapping[str, Any]) -> None:
+        """Warn when a stage ends no better than always predicting the most frequent class.
+
+        Gradient clipping keeps a far too large learning rate from producing NaNs, so
+        such a supernet "trains" to the end and would score every architecture at
+        chance level: a gap measured or a search run on it is meaningless.
+        """
+        majority = float(torch.bincount(self.y.flatten().long()).max()) / max(len(self.y), 1)
+        if record["acc"] <= majority + 0.02:
+            _log.warning(
+                "supernet %s ended at training accuracy %.3f, no better than always predicting the most frequent"
+                " class (%.3f): it has not learned; lower supernet.lr (now %g) or train more epochs",
+                name, record["acc"], majority, self.config.lr,
+            )
 
     def _save(self, state: dict[str, Any]) -> None:
         """Write the epoch checkpoint (a data-parallel trainer writes it from rank 0 only)."""
