@@ -21,7 +21,7 @@ from engine.spaces import Architecture
 from engine.strategies import Strategy, get_strategy, list_strategies
 from engine.strategies._random import RandomSearch
 from engine.testing import CHECKS, SPACES, ToyOracle, check_strategy, toy_oracles
-from engine.types import Evaluation
+from engine.types import Evaluation, Query
 
 # Registered strategies run with one seed and 20 evaluations per check (seconds each);
 # beats_random keeps the suite's defaults (8 seeds x 60 evaluations).
@@ -221,6 +221,23 @@ class _PlansSilently(RandomSearch):
 class _NoDefaults(RandomSearch):
     def __init__(self, space: Any, seed: int = 0, *, temperature: float) -> None:
         super().__init__(space, seed)
+
+
+class _TwoFidelityRandom(RandomSearch):
+    """Alternately cheap and expensive; mutates the last result when it succeeded. Never reads its budget."""
+
+    fidelities = ("cheap", "expensive")
+    final_fidelity = "expensive"
+
+    def _ask(self, n: int) -> list[Query]:
+        last = self.history[-1] if self.history else None
+        arch = self.space.mutate(last.arch, self.rng) if last is not None and last.ok else self.space.sample(self.rng)
+        return [Query(arch, self.fidelities[len(self.history) % 2])]
+
+
+def test_budget_prefix_holds_for_a_multi_fidelity_strategy_that_does_not_plan() -> None:
+    # Its cheap budget (3x) outlasts the expensive one: the short search skips queries the long one answers.
+    CHECKS["budget_prefix"](_TwoFidelityRandom, space="nb201", seeds=(0, 1), budget=20)
 
 
 @pytest.mark.parametrize(
