@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -179,6 +179,21 @@ class Strategy(ABC):
                 break
             arch = self.space.sample(self.rng)
         return arch
+
+    def draw_new(
+        self, draw: Callable[[], Architecture], tries: int, taken: Collection[Architecture] = ()
+    ) -> Architecture:
+        """``draw()`` until it gives an architecture neither asked before nor in ``taken``.
+
+        For strategies that sample from a learned distribution (a policy, bandits):
+        once it has collapsed onto architectures already evaluated, redrawing is
+        futile, so after ``tries`` draws a random new architecture is taken instead.
+        """
+        for _ in range(tries):
+            arch = draw()
+            if not self.was_asked(arch) and arch not in taken:
+                return arch
+        return self.sample_new()
 
     def best(self, fidelity: str | None = None) -> Evaluation | None:
         """The told evaluation with the highest objective (at ``fidelity`` if given)."""

@@ -93,13 +93,7 @@ class MANAS(Strategy):
     def _ask(self, n: int) -> list[Architecture]:
         out: list[Architecture] = []
         for _ in range(n):
-            for _ in range(self.unique_tries):
-                arch = self.space.architecture(self._walk()[0])
-                if not self.was_asked(arch) and arch not in out:
-                    break
-            else:
-                arch = self.sample_new()
-            out.append(arch)
+            out.append(self.draw_new(lambda: self.space.architecture(self._walk()[0]), self.unique_tries, out))
         return out
 
     def _reward(self, ev: Evaluation) -> float | None:

@@ -185,13 +185,7 @@ class REINFORCE(Strategy):
     def _ask(self, n: int) -> list[Architecture]:
         out: list[Architecture] = []
         for _ in range(n):
-            for _ in range(self.args.unique_tries):
-                arch = self._rollout()
-                if not self.was_asked(arch) and arch not in out:
-                    break
-            else:
-                arch = self.sample_new()
-            out.append(arch)
+            out.append(self.draw_new(self._rollout, self.args.unique_tries, out))
         return out
 
     # -- learning -------------------------------------------------------------
