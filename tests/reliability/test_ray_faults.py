@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +28,6 @@ from oracles.tabular import TabularOracle  # noqa: E402
 pytestmark = pytest.mark.slow
 SPACE = get_space("nb201")
 
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    if started:
-        ray.shutdown()
 
 
 def _dies(arch: str) -> bool:
