@@ -34,6 +34,18 @@ def synthetic(seed: int = 0, shape: tuple[int, ...] = (1, 6, 6)) -> object:
     return load_dataset("synthetic", num_samples=96, num_classes=3, shape=list(shape), seed=seed)
 
 
+def _recalibrated(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    """``net`` with its BN statistics replaced by the exact (cumulative) ones of ``x``, in eval mode."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    net.train()
+    with torch.no_grad():
+        net(x)
+    return net.eval()
+
+
 def tiny(**over: object) -> dict[str, object]:
     cfg: dict[str, object] = {
         "epochs": 2, "batch_size": 16, "measure_latency": False, "model": TINY_NB201,
@@ -133,14 +145,7 @@ def test_subnetwork_equals_standalone_with_copied_weights(space, cls, shape, opt
         ctx.mode, ctx.stats = "plain", {}
         torch.testing.assert_close(batched[-1], batched[0], rtol=0, atol=0)
         for i, arch in enumerate(archs):
-            alone = net.extract(arch)
-            for m in alone.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.reset_running_stats()
-                    m.momentum = None
-            alone.train()
-            alone(x)
-            alone.eval()
+            alone = _recalibrated(net.extract(arch), x)
             torch.testing.assert_close(batched[i], alone(x), rtol=1e-4, atol=1e-5)
 
 
@@ -318,15 +323,8 @@ def test_evaluator_equals_naive_recalibrate_then_evaluate(space, options) -> Non
     evaluator = InheritedEvaluator(cfg, data.train, {"val": data.val, "test": data.test}, seed=0)  # type: ignore[attr-defined]
     results = evaluator.evaluate(net, [a.decisions for a in archs])
     for arch, res in zip(archs, results):
-        alone = net.extract(arch)
-        for m in alone.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.reset_running_stats()
-                m.momentum = None
-        alone.train()
+        alone = _recalibrated(net.extract(arch), evaluator.recal_x)
         with torch.no_grad():
-            alone(evaluator.recal_x)
-            alone.eval()
             for split in ("val", "test"):
                 x, y = getattr(data, split)
                 logits = alone(x)
