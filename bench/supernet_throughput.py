@@ -20,6 +20,7 @@ accuracies of the two evaluation paths are printed so that one can see they
 compute the same thing.
 
     python bench/supernet_throughput.py [--space nb201] [--dataset digits] [--archs 32] [--repeats 3]
+        [--channels 16] [--cells 2]
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--batch-archs", type=int, default=16, help="supernet.eval_batch_archs")
+    parser.add_argument("--channels", type=int, default=16, help="width C of the NB201 skeleton (nas-gap uses 8)")
+    parser.add_argument("--cells", type=int, default=2, help="cells per stage N (the oracles' default is 2)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     from oracles.data import load_dataset
@@ -93,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     space = get_space(args.space)
     data = load_dataset(args.dataset)
     cfg = SupernetConfig(eval_batch_archs=args.batch_archs)
-    options = {"channels": 16, "cells": 1}
+    options = {"channels": args.channels, "cells": args.cells}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         supernet = build_supernet(space, data.input_shape, data.num_classes, **options)
@@ -120,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_fast = _median_seconds(fast, args.repeats)
     t_naive = _median_seconds(naive, args.repeats)
     diff = max(abs(a - b) for a, b in zip(fast_acc, naive_acc))
-    print(f"space {space.name}, dataset {data.describe()}, {len(archs)} architectures, 1 thread")
+    print(f"space {space.name} (C={args.channels}, N={args.cells}), dataset {data.describe()}, {len(archs)}"
+          " architectures, 1 thread")
     print(f"recalibration: {len(evaluator.recal_x)} training examples; validation: {len(data.val[1])} examples;"
           f" {cfg.eval_batch_archs} architectures per batched forward")
     print("evaluation throughput (archs/s)      wall    cpu")
