@@ -229,13 +229,13 @@ def evaluate_settings(
                 "eval_seconds": t2 - t1,
                 "archs_per_second": len(archs) / max(t2 - t1, 1e-9),
                 "val_acc": _scores_to_map(archs, scores, "val_acc"),
+                "val_loss": _scores_to_map(archs, scores, "val_loss"),
                 "test_acc": _scores_to_map(archs, scores, "test_acc"),
             }
             if k == 0 and cfg.epoch_stability:
-                run["epochs"] = [
-                    _scores_to_map(archs, oracle.score(archs, snapshot=j), "val_acc")
-                    for j in range(oracle.num_snapshots)
-                ]
+                snapshots = [oracle.score(archs, snapshot=j) for j in range(oracle.num_snapshots)]
+                run["epochs"] = [_scores_to_map(archs, snap, "val_acc") for snap in snapshots]
+                run["epochs_loss"] = [_scores_to_map(archs, snap, "val_loss") for snap in snapshots]
             entry["seeds"][str(seed)] = run
             _log.info("setting %s, supernet seed %d: trained %.1f s, scored %d archs in %.1f s",
                       name, seed, oracle.training_seconds, len(archs), t2 - t1)
@@ -262,30 +262,58 @@ def proxy_scores(cfg: DictConfig, space: SearchSpace, archs: Sequence[Architectu
 
 
 # -- report -----------------------------------------------------------------------------------
+METRICS = ("val_acc", "val_loss")
+
+
+def _standalone_score(record: Mapping[str, Any], metric: str) -> float | None:
+    """A stand-alone result's score for ``metric``, higher is better (the loss negated); None if missing."""
+    if not record.get("ok"):
+        return None
+    if metric == "val_acc":
+        value = record.get("val_acc")
+        return None if value is None else float(value)
+    value = (record.get("metrics") or {}).get("val_loss")
+    return None if value is None else -float(value)
+
+
+def _supernet_scores(run: Mapping[str, Any], metric: str) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """One supernet's scores for ``metric`` (higher is better) and those of its end-of-epoch snapshots."""
+    if metric == "val_acc":
+        return dict(run["val_acc"]), [dict(e) for e in run.get("epochs", [])]
+    return ({a: -v for a, v in run["val_loss"].items()},
+            [{a: -v for a, v in e.items()} for e in run.get("epochs_loss", [])])
+
+
 def build_report(
     standalone: Mapping[str, list[dict[str, Any]]],
     settings: Sequence[dict[str, Any]],
     proxies: Mapping[str, Mapping[str, float]],
     top_fraction: float,
+    metric: str = "val_acc",
 ) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
-    """Gap metrics per setting (and proxy) against the stand-alone mean over seeds."""
-    truth = {
-        a: [float(r["val_acc"]) for r in runs]
-        for a, runs in standalone.items()
-        if runs and all(r.get("ok") and r.get("val_acc") is not None for r in runs)
-    }
+    """Gap metrics per setting (and proxy) against the stand-alone mean over seeds.
+
+    Args:
+        metric: ``val_acc``, or ``val_loss`` (ranked as the negated loss, so that higher is
+            better on both sides and the signs of tau and the pick mean the same).
+    """
+    truth: dict[str, list[float]] = {}
+    for a, runs in standalone.items():
+        values = [_standalone_score(r, metric) for r in runs]
+        if runs and all(v is not None for v in values):
+            truth[a] = [float(v) for v in values if v is not None]
     rows = []
     for s in settings:
         runs = list(s["seeds"].values())
-        first = runs[0]
+        first, epochs = _supernet_scores(runs[0], metric)
         rep: GapReport = measure_gap(
-            first["val_acc"], truth, cheap_seeds=[r["val_acc"] for r in runs[1:]],
-            cheap_epochs=[*first.get("epochs", []), first["val_acc"]] if first.get("epochs") else (),
+            first, truth, cheap_seeds=[_supernet_scores(r, metric)[0] for r in runs[1:]],
+            cheap_epochs=[*epochs, first] if epochs else (),
             top_fraction=top_fraction,
         )
         rows.append({"name": s["name"], "kind": "supernet", **rep.to_dict(),
                      "training_seconds": sum(r["training_seconds"] for r in runs),
-                     "archs_per_second": first["archs_per_second"]})
+                     "archs_per_second": runs[0]["archs_per_second"]})
     for name, scores in proxies.items():
         try:
             rep = measure_gap(scores, truth, top_fraction=top_fraction)
@@ -312,7 +340,8 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def make_plots(
-    out: Path, truth: Mapping[str, list[float]], settings: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]
+    out: Path, truth: Mapping[str, list[float]], settings: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]],
+    metric: str = "val_acc",
 ) -> list[str]:
     """``gap_scatter.png`` (supernet vs stand-alone per setting) and ``gap_rank_agreement.png``."""
     import matplotlib
@@ -327,16 +356,18 @@ def make_plots(
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.8 * nrows), squeeze=False)
     by_name = {r["name"]: r for r in rows}
     for ax, s in zip(axes.flat, settings):
-        first = next(iter(s["seeds"].values()))
-        keys = [a for a in truth if a in first["val_acc"]]
-        x = [float(np.mean(truth[a])) for a in keys]
-        y = [first["val_acc"][a] for a in keys]
+        first, _ = _supernet_scores(next(iter(s["seeds"].values())), metric)
+        keys = [a for a in truth if a in first]
+        sign = 1.0 if metric == "val_acc" else -1.0  # plotted in the metric's own units
+        x = [sign * float(np.mean(truth[a])) for a in keys]
+        y = [sign * first[a] for a in keys]
         ax.scatter(x, y, s=14, alpha=0.75)
         r = by_name.get(s["name"], {})
         tau = r.get("kendall_tau")
         ax.set_title(f"{s['name']}  (tau {tau:.2f})" if tau is not None else s["name"], fontsize=9)
-        ax.set_xlabel("stand-alone val acc (mean over seeds)", fontsize=8)
-        ax.set_ylabel("inherited val acc", fontsize=8)
+        label = metric.replace("_", " ")
+        ax.set_xlabel(f"stand-alone {label} (mean over seeds)", fontsize=8)
+        ax.set_ylabel(f"inherited {label}", fontsize=8)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
@@ -360,7 +391,7 @@ def make_plots(
     ax.set_xticks(idx)
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     ax.axhline(0, color="grey", linewidth=0.5)
-    ax.set_ylabel("rank agreement")
+    ax.set_ylabel(f"rank agreement ({metric})")
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = out / "gap_rank_agreement.png"
@@ -379,6 +410,8 @@ def _check(cfg: DictConfig) -> None:
         raise GapConfigError(f"n_archs must be >= 3 to rank anything, got {cfg.n_archs}")
     if not 0 < float(cfg.top_fraction) <= 1:
         raise GapConfigError(f"top_fraction must lie in (0, 1], got {cfg.top_fraction!r}")
+    if cfg.get("metric", "val_acc") not in METRICS:
+        raise GapConfigError(f"metric must be one of {list(METRICS)}, got {cfg.get('metric')!r}")
 
 
 def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -439,20 +472,23 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
         standalone = run_standalone(cfg, space, archs, journal)
     t2 = time.monotonic()
     proxies = proxy_scores(cfg, space, archs)
-    truth, rows = build_report(standalone, settings, proxies, float(cfg.top_fraction))
+    metric = str(cfg.get("metric", "val_acc"))
+    truth, rows = build_report(standalone, settings, proxies, float(cfg.top_fraction), metric)
     table = format_table(rows)
-    accs = [float(np.mean(v)) for v in truth.values()]
+    acc_truth = truth if metric == "val_acc" else build_report(standalone, [], {}, float(cfg.top_fraction))[0]
+    accs = [float(np.mean(v)) for v in acc_truth.values()]
     result = {
         "space": space.name,
         "dataset": data.describe(),
         "n_archs": len(archs),
+        "metric": metric,
         "standalone_seeds": int(cfg.standalone_seeds),
         "supernet_seeds": int(cfg.supernet_seeds),
         "archs": [a.string for a in archs],
         "standalone": {
             "journal": str(sa_path),
             "ok": len(truth),
-            "mean_val_acc": {a: float(np.mean(v)) for a, v in truth.items()},
+            "mean_val_acc": {a: float(np.mean(v)) for a, v in acc_truth.items()},
             "per_seed": truth,
             "spread": [min(accs), max(accs)] if accs else None,
             "noise_ceiling": rows[0]["noise_ceiling"] if rows else None,
@@ -465,7 +501,7 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
         "supernet_seconds": t1 - t0,
         "config": _plain(cfg),
     }
-    result["plots"] = make_plots(out, truth, settings, [r for r in rows if r["kind"] == "supernet"])
+    result["plots"] = make_plots(out, truth, settings, [r for r in rows if r["kind"] == "supernet"], metric)
     tmp = out / "gap.json.tmp"
     tmp.write_text(json.dumps(result, indent=1, default=str))
     tmp.replace(out / "gap.json")
@@ -476,7 +512,8 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
         if sa["noise_ceiling"] is not None and sa["noise_ceiling_top"] is not None
         else "noise ceiling: undefined (needs standalone_seeds >= 2 and accuracies that are not all equal)"
     )
-    result["table_text"] = table + "\n" + ceiling
+    ranked = "val_acc" if metric == "val_acc" else "val_loss (ranked lowest first)"
+    result["table_text"] = f"rank agreement on {ranked}\n" + table + "\n" + ceiling
     return result
 
 

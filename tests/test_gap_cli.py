@@ -63,4 +63,32 @@ def test_nas_gap_refuses_bad_config_before_training(tmp_path: Path) -> None:
         run_gap(_cfg("n_archs=2"), tmp_path)
     with pytest.raises(GapConfigError, match=r"settings 'x'.*supernet\.sampling"):
         run_gap(_cfg("settings=[{name: x, sampling: greedy}]"), tmp_path)
+    with pytest.raises(GapConfigError, match=r"metric must be one of \['val_acc', 'val_loss'\], got 'val_f1'"):
+        run_gap(_cfg("metric=val_f1"), tmp_path)
     assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.jsonl"))
+
+
+def test_nas_gap_on_the_loss_ranks_negated_losses_from_the_same_caches(tmp_path: Path) -> None:
+    """``metric=val_loss`` measures the gap on cross-entropy (lowest first) without training anything again."""
+    from engine.gap import kendall_tau
+
+    out = tmp_path / "acc"
+    acc = run_gap(_cfg("settings=[{name: recal}]", "supernet_seeds=1", "proxies=[]"), out)
+    caches = [f"standalone_cache={out / 'standalone.jsonl'}", f"supernet_cache={out}"]
+    loss = run_gap(_cfg("settings=[{name: recal}]", "supernet_seeds=1", "proxies=[]", "metric=val_loss", *caches),
+                   tmp_path / "loss")
+    assert len((out / "standalone.jsonl").read_text().splitlines()) == 8 and len(list(out.glob("*.pt"))) == 1
+    assert acc["metric"] == "val_acc" and loss["metric"] == "val_loss"
+    assert "val_loss (ranked lowest first)" in loss["table_text"]
+    records = [json.loads(line) for line in (out / "standalone.jsonl").read_text().splitlines()]
+    for arch, per_seed in loss["standalone"]["per_seed"].items():
+        mine = sorted(-r["metrics"]["val_loss"] for r in records if r["arch"] == arch)
+        assert sorted(per_seed) == pytest.approx(mine)
+    assert loss["standalone"]["mean_val_acc"] == acc["standalone"]["mean_val_acc"]  # still accuracies
+    run = loss["settings"][0]["seeds"]["0"]
+    keys = list(loss["standalone"]["per_seed"])
+    truth = [sum(loss["standalone"]["per_seed"][a]) for a in keys]
+    expected = kendall_tau([-run["val_loss"][a] for a in keys], truth)
+    got = loss["table"][0]["kendall_tau"]
+    assert (got is None and expected != expected) or got == pytest.approx(expected)
+    assert len(run["epochs_loss"]) == len(run["epochs"]) >= 1
