@@ -145,6 +145,9 @@ class GapReport:
         pick_regret: Expensive score of the true best minus that of the cheap pick.
         noise_ceiling: Mean tau between expensive seeds (``nan`` with one seed).
         noise_ceiling_top: The same within the expensive top fraction.
+        noise_ceiling_split: Tau between the means of the first and the second half of the
+            expensive seeds (``nan`` below 4 seeds): the ceiling for a ground truth that is
+            itself a mean over seeds, which one seed against another understates.
         tau_per_seed: Tau of cheap vs each expensive seed separately.
         stability_seeds: Mean tau between cheap-oracle seeds (``nan`` without them).
         stability_epochs: Mean tau between the cheap oracle's last epochs (``nan`` without them).
@@ -162,6 +165,7 @@ class GapReport:
     pick_regret: float
     noise_ceiling: float = float("nan")
     noise_ceiling_top: float = float("nan")
+    noise_ceiling_split: float = float("nan")
     tau_per_seed: list[float] = field(default_factory=list)
     stability_seeds: float = float("nan")
     stability_epochs: float = float("nan")
@@ -274,6 +278,8 @@ def measure_gap(
         pick_regret=regret,
         noise_ceiling=noise,
         noise_ceiling_top=noise_top,
+        noise_ceiling_split=(kendall_tau(ys[:, : ys.shape[1] // 2].mean(1), ys[:, ys.shape[1] // 2 :].mean(1))
+                             if ys.shape[1] >= 4 else float("nan")),
         tau_per_seed=[kendall_tau(x, s) for s in seeds] if len(seeds) > 1 else [],
         stability_seeds=stability(cheap_seeds, include_self=True),
         stability_epochs=stability(cheap_epochs, include_self=False),

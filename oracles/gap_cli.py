@@ -493,6 +493,7 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
             "spread": [min(accs), max(accs)] if accs else None,
             "noise_ceiling": rows[0]["noise_ceiling"] if rows else None,
             "noise_ceiling_top": rows[0]["noise_ceiling_top"] if rows else None,
+            "noise_ceiling_split": rows[0]["noise_ceiling_split"] if rows else None,
             "seconds": t2 - t0,
         },
         "settings": settings,
@@ -512,6 +513,8 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
         if sa["noise_ceiling"] is not None and sa["noise_ceiling_top"] is not None
         else "noise ceiling: undefined (needs standalone_seeds >= 2 and accuracies that are not all equal)"
     )
+    if sa["noise_ceiling_split"] is not None:
+        ceiling += f"; {sa['noise_ceiling_split']:.3f} between the means of the two halves of the seeds"
     ranked = "val_acc" if metric == "val_acc" else "val_loss (ranked lowest first)"
     result["table_text"] = f"rank agreement on {ranked}\n" + table + "\n" + ceiling
     return result

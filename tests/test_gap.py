@@ -73,6 +73,11 @@ def test_measure_gap_aligns_keys_and_uses_seeds() -> None:
     single = gap.measure_gap(cheap, {k: float(v) for k, v in zip(keys, s1)})
     assert single.noise_ceiling != single.noise_ceiling  # nan with one seed
     assert single.to_dict()["noise_ceiling"] is None
+    assert rep.noise_ceiling_split != rep.noise_ceiling_split  # nan below 4 seeds
+    s3, s4 = (truth + rng.normal(scale=0.3, size=30) for _ in range(2))
+    four = gap.measure_gap(cheap, {k: [float(v) for v in vs] for k, *vs in zip(keys, s1, s2, s3, s4)})
+    assert four.noise_ceiling_split == pytest.approx(stats.kendalltau(s1 + s2, s3 + s4).statistic)
+    assert four.noise_ceiling_split > four.noise_ceiling  # a mean of two seeds is the steadier truth
     with pytest.raises(ValueError, match="at least 3"):
         gap.measure_gap({"a": 1.0}, {"a": 1.0})
     with pytest.raises(ValueError, match="seeds"):
