@@ -15,6 +15,7 @@ from engine.search import Budget, Search
 from engine.spaces import get_space
 from engine.strategies import create_strategy
 from engine.strategies._surrogate import MLPEnsemble, acquisition, transform_targets
+from engine.types import DEFAULT_FIDELITY, Evaluation
 
 
 def test_ensemble_learns_a_nonlinear_function_and_is_deterministic() -> None:
@@ -76,3 +77,31 @@ def test_config_runs_from_hydra(tmp_path: Path) -> None:
     summary = run_search(cfg, tmp_path)
     assert summary["evaluations"] == 14
     assert json.loads((tmp_path / "summary.json").read_text())["best"]["objective"] > 80
+
+
+def _hamming(a, b) -> int:  # type: ignore[no-untyped-def]
+    return sum(x != y for x, y in zip(a.decisions, b.decisions))
+
+
+@pytest.mark.parametrize("widen_after", [None, 5])
+def test_a_stalled_search_looks_beyond_the_mutations_of_its_best(widen_after: int | None) -> None:
+    """Candidates are the best cell's one-edge neighbours only (top_k=1, no two-step or random ones):
+    without widening every ask stays next to the best; once ``widen_after`` evaluations bring no new
+    best, the whole space is the candidate set and the asks leave that neighbourhood."""
+    space = get_space("nb201")
+    strategy = create_strategy("smbo", space, seed=0, n_init=3, top_k=1, n_mutations=0, n_random=0, steps=50,
+                               widen_after=widen_after)
+    first = strategy.ask(1)[0].arch
+    strategy.tell([Evaluation(first, DEFAULT_FIDELITY, objective=10.0)])  # the best, never beaten
+    far = []
+    for _ in range(20):
+        (query,) = strategy.ask(1)
+        far.append(_hamming(query.arch, first) > 1)
+        strategy.tell([Evaluation(query.arch, DEFAULT_FIDELITY, objective=-float(_hamming(query.arch, first)))])
+    if widen_after is None:
+        assert not any(far[2:])  # after the two other random initial cells: neighbours only
+    else:
+        # ask k follows k + 1 results, the last k of them no better than the first
+        assert not any(far[2:widen_after]) and sum(far[widen_after:]) >= 5
+    with pytest.raises(ValueError, match="widen_after must be >= 1 or None, got 0"):
+        create_strategy("smbo", space, widen_after=0)

@@ -10,6 +10,7 @@ from engine.spaces import Architecture, SearchSpace
 from engine.strategies._base import Strategy
 from engine.strategies._registry import register
 from engine.strategies._surrogate import Encoder, MLPEnsemble, acquisition, check_options, transform_targets
+from engine.types import Evaluation
 
 
 def pick_encoding(space: SearchSpace, encoding: str) -> str:
@@ -36,7 +37,11 @@ class SMBO(Strategy):
     best architectures so far (their whole one-step neighbourhood plus
     ``n_mutations`` two-step mutations each) and ``n_random`` random ones, and
     asks the candidates with the best acquisition: independent Thompson sampling
-    (``its``, the paper's choice) or ``ucb``. The ensemble is refit from scratch
+    (``its``, the paper's choice) or ``ucb``. Mutations keep a search near its best
+    architectures, so one that settles in a good basin can stay there; after
+    ``widen_after`` evaluations without a new best, every architecture not asked
+    yet becomes a candidate (where the space has at most ``widen_limit``), which
+    lets the surrogate point anywhere. The ensemble is refit from scratch
     with a fixed number of minibatch steps, so the cost of an ask does not grow
     with the history, and nothing but the RNG needs saving to resume.
 
@@ -55,6 +60,9 @@ class SMBO(Strategy):
         n_mutations: Two-step mutations drawn per top architecture.
         n_random: Random candidates per ask (global exploration).
         target: ``raw`` objectives or their normal ``rank`` scores as regression targets.
+        widen_after: Successful evaluations without a new best after which the whole space
+            is the candidate set (``None``: never).
+        widen_limit: Largest space that is ever scored whole.
     """
 
     def __init__(
@@ -73,6 +81,8 @@ class SMBO(Strategy):
         n_mutations: int = 10,
         n_random: int = 50,
         target: str = "rank",
+        widen_after: int | None = 20,
+        widen_limit: int = 50_000,
     ) -> None:
         super().__init__(space, seed)
         check_options(acquisition, target)
@@ -90,7 +100,12 @@ class SMBO(Strategy):
         self.top_k = top_k
         self.n_mutations = n_mutations
         self.n_random = n_random
+        if widen_after is not None and widen_after < 1:
+            raise ValueError(f"widen_after must be >= 1 or None, got {widen_after}")
+        self.widen_after = widen_after
+        self.widen_limit = widen_limit
         self._encode = Encoder(space, self.encoding)
+        self._whole: tuple[list[Architecture], dict[Architecture, int], np.ndarray] | None = None
 
     def _candidates(self, ranked: Sequence[Architecture], exclude: set[Architecture]) -> list[Architecture]:
         cands: dict[Architecture, None] = {}
@@ -103,6 +118,28 @@ class SMBO(Strategy):
             cands.setdefault(self.space.sample(self.rng))
         return [a for a in cands if a not in exclude and not self.was_asked(a)]
 
+    def _stalled(self, ok: Sequence[Evaluation]) -> bool:
+        """Whether the last ``widen_after`` successful evaluations brought no new best."""
+        if self.widen_after is None or self.space.size > self.widen_limit or len(ok) <= self.widen_after:
+            return False
+        best = max(range(len(ok)), key=lambda i: (ok[i].objective or 0.0, -i))
+        return len(ok) - 1 - best >= self.widen_after
+
+    def _whole_space(self, exclude: set[Architecture]) -> tuple[list[Architecture], np.ndarray]:
+        """Every architecture neither asked nor pending, with its encoding (the space encoded once)."""
+        if self._whole is None:
+            archs = list(self.space.enumerate())
+            self._whole = archs, {a: i for i, a in enumerate(archs)}, self._encode(archs)
+        archs, index, codes = self._whole
+        free = np.ones(len(archs), dtype=bool)
+        for q in self._asked:
+            if q.arch in index:
+                free[index[q.arch]] = False
+        for a in exclude:
+            free[index[a]] = False
+        idx = np.flatnonzero(free)
+        return [archs[int(i)] for i in idx], codes[idx]
+
     def _ask(self, n: int) -> list[Architecture]:
         ok = [e for e in self.history if e.ok]
         if len(self.history) + len(self.pending) < self.n_init or len(ok) < 2:
@@ -113,8 +150,12 @@ class SMBO(Strategy):
                     continue
                 out.append(arch)
             return out
-        ranked = [e.arch for e in sorted(ok, key=lambda e: -(e.objective or 0.0))]
-        cands = self._candidates(ranked, set(self.pending_archs))
+        if self._stalled(ok):
+            cands, codes = self._whole_space(set(self.pending_archs))
+        else:
+            ranked = [e.arch for e in sorted(ok, key=lambda e: -(e.objective or 0.0))]
+            cands = self._candidates(ranked, set(self.pending_archs))
+            codes = self._encode(cands) if cands else np.zeros((0, 0))
         if not cands:
             if len(self._asked) >= self.space.size:
                 return []
@@ -122,7 +163,7 @@ class SMBO(Strategy):
         x = self._encode([e.arch for e in ok])
         y = transform_targets(np.array([e.objective for e in ok], dtype=np.float64), self.target)
         self.model.fit(x, y, self.rng)
-        score = acquisition(self.model.predict(self._encode(cands)), self.acquisition, self.rng, self.beta)
+        score = acquisition(self.model.predict(codes), self.acquisition, self.rng, self.beta)
         order = np.argsort(-score, kind="stable")[:n]
         return [cands[int(i)] for i in order]
 
