@@ -276,6 +276,16 @@ def _standalone_score(record: Mapping[str, Any], metric: str) -> float | None:
     return None if value is None else -float(value)
 
 
+def standalone_truth(standalone: Mapping[str, list[dict[str, Any]]], metric: str) -> dict[str, list[float]]:
+    """Per architecture, its stand-alone scores for ``metric`` (one per seed), where every seed succeeded."""
+    truth: dict[str, list[float]] = {}
+    for a, runs in standalone.items():
+        values = [_standalone_score(r, metric) for r in runs]
+        if runs and all(v is not None for v in values):
+            truth[a] = [float(v) for v in values if v is not None]
+    return truth
+
+
 def _supernet_scores(run: Mapping[str, Any], metric: str) -> tuple[dict[str, float], list[dict[str, float]]]:
     """One supernet's scores for ``metric`` (higher is better) and those of its end-of-epoch snapshots."""
     if metric == "val_acc":
@@ -297,11 +307,7 @@ def build_report(
         metric: ``val_acc``, or ``val_loss`` (ranked as the negated loss, so that higher is
             better on both sides and the signs of tau and the pick mean the same).
     """
-    truth: dict[str, list[float]] = {}
-    for a, runs in standalone.items():
-        values = [_standalone_score(r, metric) for r in runs]
-        if runs and all(v is not None for v in values):
-            truth[a] = [float(v) for v in values if v is not None]
+    truth = standalone_truth(standalone, metric)
     rows = []
     for s in settings:
         runs = list(s["seeds"].values())
@@ -478,7 +484,7 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
     metric = str(cfg.get("metric", "val_acc"))
     truth, rows = build_report(standalone, settings, proxies, float(cfg.top_fraction), metric)
     table = format_table(rows)
-    acc_truth = truth if metric == "val_acc" else build_report(standalone, [], {}, float(cfg.top_fraction))[0]
+    acc_truth = truth if metric == "val_acc" else standalone_truth(standalone, "val_acc")
     accs = [float(np.mean(v)) for v in acc_truth.values()]
     result = {
         "space": space.name,
