@@ -129,7 +129,9 @@ class SMBO(Strategy):
         """Every architecture neither asked nor pending, with its encoding (the space encoded once)."""
         if self._whole is None:
             archs = list(self.space.enumerate())
-            self._whole = archs, {a: i for i, a in enumerate(archs)}, self._encode(archs)
+            # straight into one matrix, not through the per-architecture cache (which would hold it twice)
+            codes = np.stack([self.space.encode(a, self.encoding) for a in archs])
+            self._whole = archs, {a: i for i, a in enumerate(archs)}, codes
         archs, index, codes = self._whole
         free = np.ones(len(archs), dtype=bool)
         for q in self._asked:
