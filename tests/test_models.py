@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from engine.spaces import NB201_OPS, ChainSpace, NB201Space
-from oracles.models import NB201Cell, build_model, chain_plan, make_op, resolve_device
+from oracles.models import AvgPool3x3, NB201Cell, build_model, chain_plan, make_op, resolve_device
 
 torch.set_num_threads(1)
 
@@ -35,6 +35,9 @@ def test_every_operation_keeps_the_shape(dim: int, shape: tuple[int, ...]) -> No
         assert y.shape == x.shape, op
     assert torch.count_nonzero(make_op("none", 4, 4, 1, dim)(x)) == 0
     assert torch.equal(make_op("skip_connect", 4, 4, 1, dim)(x), x)
+    pool = make_op("avg_pool_3x3", 4, 4, 1, dim)
+    assert isinstance(pool, AvgPool3x3)  # the supernet's faster pooling gives the same averages, borders included
+    torch.testing.assert_close(pool.forward_depthwise(x), pool(x), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="unknown NAS-Bench-201 operation 'conv_5x5'"):
         make_op("conv_5x5", 4, 4)
 

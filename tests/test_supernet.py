@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import collections
+import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +122,9 @@ def test_subnetwork_equals_standalone_with_copied_weights(space, cls, shape, opt
     if isinstance(space, ChainSpace):  # the largest and the smallest are the interesting corner cases
         n = len(space.decisions)
         archs += [space.architecture([d.n - 1 for d in space.decisions]), space.architecture([0] * n)]
+    else:  # no live edge at all; node 1 fed by nothing but feeding the output; two 3x3s on one input
+        archs += [space.architecture([0] * 6), space.architecture([0, 3, 0, 0, 3, 1]),
+                  space.architecture([3, 3, 2, 3, 1, 4])]
     x = torch.randn(10, *shape, generator=gen)
     for arch in archs:
         alone = net.extract(arch)
@@ -340,3 +347,42 @@ def test_supernet_that_learned_nothing_is_reported(lr: float, warns: bool, caplo
     with caplog.at_level("WARNING", logger="oracles.supernet.training"):
         oracle.prepare()
     assert any("has not learned" in r.getMessage() for r in caplog.records) is warns
+
+
+# -- the CPU allocator setting of batched evaluation -------------------------------------------
+_FAULTS = """
+import resource, sys, torch
+from oracles.supernet.evaluation import retain_freed_memory
+
+def faults() -> int:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):  # 16 tensors of 8 MiB alive at once, then freed, as a batched evaluation chunk does
+        alive = [torch.ones(2 << 20) for _ in range(16)]
+        del alive
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults()
+default = faults()
+took = retain_freed_memory()
+faults()
+print(default, faults(), took)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_retained_freed_memory_is_reused_without_page_faults() -> None:
+    """In a fresh process: glibc page-faults every large tensor anew; after the call it reuses them.
+
+    The child starts with fixed 1 MiB thresholds (glibc's behaviour before its adaptive
+    thresholds have grown, which depends on what ran before), so the baseline is the same every run.
+    """
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 20)}
+    out = subprocess.run(
+        [sys.executable, "-c", _FAULTS], capture_output=True, text=True, check=True, timeout=120, env=env
+    )
+    default, retained, took = out.stdout.split()
+    assert took == "True"
+    assert int(default) >= 5 * 16 * 1000  # 2,048 pages per 8 MiB tensor
+    assert int(retained) < int(default) / 20
+    with pytest.raises(ValueError, match=r"supernet\.retain_freed_memory"):
+        SupernetConfig.from_mapping({"retain_freed_memory": "yes"})

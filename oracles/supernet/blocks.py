@@ -14,7 +14,6 @@ BatchNorm statistics per block (and so per architecture).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import torch
 
@@ -46,13 +45,10 @@ def as_blocks(x: torch.Tensor, blocks: int) -> tuple[torch.Tensor, Callable[[tor
 
 
 def take(x: torch.Tensor, blocks: int, index: Sequence[int]) -> torch.Tensor:
-    """Blocks ``index`` of ``x`` (``-1`` gives a block of zeros), as a tensor of ``len(index)`` blocks."""
+    """Blocks ``index`` of ``x``, as a tensor of ``len(index)`` blocks."""
     if list(index) == list(range(blocks)):
         return x
     view, restore = as_blocks(x, blocks)
-    if min(index) < 0:
-        view = torch.cat([view, view.new_zeros((1, *view.shape[1:]))])
-        index = [i if i >= 0 else blocks for i in index]
     return restore(view.index_select(0, torch.tensor(list(index), device=x.device)))
 
 
@@ -64,58 +60,15 @@ def concat(parts: Sequence[tuple[torch.Tensor, int]]) -> torch.Tensor:
     return views[0][1](torch.cat([v for v, _ in views]))
 
 
-Where = dict[int, "tuple[int, int] | None"]
-Parts = list[tuple[torch.Tensor, int]]
+def split_blocks(x: torch.Tensor, blocks: int) -> list[torch.Tensor]:
+    """``x``'s row blocks as separate tensors, views of its storage (no copy, layout kept)."""
+    view, restore = as_blocks(x, blocks)
+    return [restore(view[i : i + 1]) for i in range(blocks)]
 
 
-def split_apply_parts(
-    x: torch.Tensor,
-    groups: Groups,
-    choice: Mapping[int, int],
-    ctx: BNContext,
-    run: Callable[[int, torch.Tensor], torch.Tensor],
-    zero: int | None = None,
-) -> tuple[Parts, list[tuple[int, ...]], Where]:
-    """Apply ``run(option, rows)`` once per distinct (block, option) pair.
-
-    Args:
-        x: ``len(groups)`` row blocks.
-        groups: Architectures of each block.
-        choice: Architecture -> option.
-        ctx: The BN context; set to the architectures of each block ``run`` sees.
-        run: Computes an option on a tensor of blocks.
-        zero: An option that contributes zeros (not computed).
-
-    Returns:
-        ``(parts, part_groups, where)``: one ``(tensor, blocks)`` per computed
-        option, the architectures of each of their blocks (in order), and
-        architecture -> ``(part, block)`` (``None`` for ``zero``).
-    """
-    by_option: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
-    for i, archs in enumerate(groups):
-        split: dict[int, list[int]] = {}
-        for a in archs:
-            split.setdefault(choice[a], []).append(a)
-        for option, picked in split.items():
-            by_option.setdefault(option, []).append((i, tuple(picked)))
-    parts: Parts = []
-    part_groups: list[tuple[int, ...]] = []
-    where: Where = {}
-    for option, items in by_option.items():
-        if option == zero:
-            for _, members in items:
-                for a in members:
-                    where[a] = None
-            continue
-        rows = take(x, len(groups), [i for i, _ in items])
-        with ctx.select([members for _, members in items]):
-            out = run(option, rows)
-        for b, (_, members) in enumerate(items):
-            for a in members:
-                where[a] = (len(parts), b)
-            part_groups.append(members)
-        parts.append((out, len(items)))
-    return parts, part_groups, where
+def join_blocks(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Row blocks concatenated into one tensor, keeping a channels-last layout (inverse of :func:`split_blocks`)."""
+    return concat([(t, 1) for t in parts])
 
 
 def split_apply(
@@ -125,55 +78,33 @@ def split_apply(
     ctx: BNContext,
     run: Callable[[int, torch.Tensor], torch.Tensor],
 ) -> tuple[torch.Tensor, Groups]:
-    """:func:`split_apply_parts` for a layer every architecture goes through: one tensor of blocks."""
-    parts, part_groups, _ = split_apply_parts(x, groups, choice, ctx, run)
-    return concat(parts), tuple(part_groups)
-
-
-def merge_sum(
-    contributions: Sequence[tuple[Parts, Where]], archs: Sequence[int], like: torch.Tensor, like_blocks: int
-) -> tuple[torch.Tensor, Groups]:
-    """Per architecture, the sum of its blocks of several summands; architectures with equal sums share a block.
+    """Apply ``run(option, rows)`` once per distinct (block, option) pair, for a layer every architecture goes through.
 
     Args:
-        contributions: ``(parts, where)`` per summand, as :func:`split_apply_parts` returns.
-        archs: All architectures.
-        like: A tensor of ``like_blocks`` blocks with the output's per-block shape (for all-zero sums).
-        like_blocks: Its number of blocks.
+        x: ``len(groups)`` row blocks.
+        groups: Architectures of each block.
+        choice: Architecture -> option.
+        ctx: The BN context; set to the architectures of each block ``run`` sees.
+        run: Computes an option on a tensor of blocks.
+
+    Returns:
+        The outputs as one tensor of blocks, and the architectures of each block.
     """
-    combos: dict[tuple[Any, ...], list[int]] = {}
-    for a in archs:
-        combos.setdefault(tuple(w[a] for _, w in contributions), []).append(a)
-    keys = list(combos)
-    groups = tuple(tuple(combos[k]) for k in keys)
-    template = next((p[0] for parts, _ in contributions for p in parts), like)
-    t_blocks = next((p[1] for parts, _ in contributions for p in parts), like_blocks)
-    t_view, restore = as_blocks(template, t_blocks)
-    total = t_view.new_empty((len(keys), *t_view.shape[1:]))
-    written = [False] * len(keys)
-    for e, (parts, _) in enumerate(contributions):
-        for p, (t, blocks) in enumerate(parts):
-            pairs = [(j, k[e][1]) for j, k in enumerate(keys) if k[e] is not None and k[e][0] == p]
-            if not pairs:
-                continue
-            view, _ = as_blocks(t, blocks)
-            for first in (True, False):  # a block's first summand is copied, later ones added
-                sel = [(j, b) for j, b in pairs if written[j] != first]
-                if not sel:
-                    continue
-                src_idx = [b for _, b in sel]
-                src = view if src_idx == list(range(blocks)) else view.index_select(0, torch.tensor(src_idx))
-                dst = torch.tensor([j for j, _ in sel])
-                if first:
-                    total.index_copy_(0, dst, src)
-                else:
-                    total.index_add_(0, dst, src)
-            for j, _ in pairs:
-                written[j] = True
-    empty = [j for j, w in enumerate(written) if not w]
-    if empty:  # architectures whose every summand is zero
-        total.index_fill_(0, torch.tensor(empty), 0.0)
-    return restore(total), groups
+    by_option: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
+    for i, archs in enumerate(groups):
+        split: dict[int, list[int]] = {}
+        for a in archs:
+            split.setdefault(choice[a], []).append(a)
+        for option, picked in split.items():
+            by_option.setdefault(option, []).append((i, tuple(picked)))
+    parts: list[tuple[torch.Tensor, int]] = []
+    part_groups: list[tuple[int, ...]] = []
+    for option, items in by_option.items():
+        rows = take(x, len(groups), [i for i, _ in items])
+        with ctx.select([members for _, members in items]):
+            parts.append((run(option, rows), len(items)))
+        part_groups.extend(members for _, members in items)
+    return concat(parts), tuple(part_groups)
 
 
 def to_archs(out: torch.Tensor, groups: Groups, count: int) -> torch.Tensor:
@@ -195,8 +126,7 @@ def single(groups: Groups) -> bool:
 
 
 __all__ = [
-    "Groups", "as_blocks", "concat", "initial_groups", "merge_sum", "split_apply", "split_apply_parts", "take",
-    "to_archs",
+    "Groups", "as_blocks", "concat", "initial_groups", "join_blocks", "split_apply", "split_blocks", "take", "to_archs",
 ]
 
 

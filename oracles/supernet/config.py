@@ -23,6 +23,7 @@ EVAL_ONLY_FIELDS = frozenset(
         "latency_batch_size",
         "device",
         "num_threads",
+        "retain_freed_memory",
     }
 )
 # Fields of the few-shot stage only: the parent supernet does not depend on them.
@@ -60,6 +61,11 @@ class SupernetConfig:
         num_threads: torch CPU threads while training and evaluating (``None``: leave torch's
             setting). 1 by default: these small networks gain little from intra-op threads,
             and on a busy machine extra threads spin and slow everything down several-fold.
+        retain_freed_memory: On CPU with glibc, keep freed memory for reuse instead of
+            returning it to the OS (process-wide, see
+            :func:`oracles.supernet.evaluation.retain_freed_memory`): batched evaluation
+            allocates and frees hundreds of megabytes per chunk, and every fresh page
+            faults; the resident set then stays at its peak.
     """
 
     sampling: str = "uniform"
@@ -85,6 +91,7 @@ class SupernetConfig:
     model: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
     num_threads: int | None = 1
+    retain_freed_memory: bool = True
 
     def __post_init__(self) -> None:
         def bad(key: str, want: str, got: Any) -> ValueError:
@@ -112,8 +119,9 @@ class SupernetConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise bad(key, "a non-negative number", v)
-        if not isinstance(self.bn_recalibration, bool):
-            raise bad("bn_recalibration", "true or false", self.bn_recalibration)
+        for key in ("bn_recalibration", "retain_freed_memory"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, "true or false", getattr(self, key))
         if self.bn_recalibration and self.recalibration_batches < 1:
             raise bad("recalibration_batches", ">= 1 when bn_recalibration is true", self.recalibration_batches)
         if self.num_threads is not None and (

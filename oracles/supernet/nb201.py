@@ -41,29 +41,76 @@ class MixedCell(nn.Module):
         groups = ctx.groups or ((0,),)
         if blocks.single(groups) and len(paths) == 1:
             return self._forward_one(x, paths[0])
+        return self._forward_batched(x, paths, groups)
+
+    def _forward_batched(self, x: torch.Tensor, paths: Sequence[Path], groups: blocks.Groups) -> torch.Tensor:
+        """Several architectures, ``x`` holding one row block per entry of ``groups``.
+
+        Inside the cell every block is its own tensor (a view of ``x``, then op
+        outputs and sums), so nothing is gathered or scattered between edges: an
+        operation runs once per distinct (input tensor, operation) pair, a node
+        that one edge feeds is that edge's output itself, and the ReLU in front of
+        both convolutions is computed once per input tensor. Only the cell's output
+        blocks are copied, into one tensor for the layers after the cell. Separate
+        block-sized tensors also suit the CPU allocator: it reuses them, where
+        tensors of many blocks would be fresh page-faulted memory each time.
+        """
+        ctx = self.ctx
         if x.dim() == 4:  # batched evaluation: channels-last is faster on CPU
             x = x.contiguous(memory_format=torch.channels_last)
         archs = [a for g in groups for a in g]
         live = {a: _useful_edges(paths[a]) for a in archs}
-        nodes = [(x, groups)]
+        views = blocks.split_blocks(x, len(groups))
+        nodes: list[dict[int, torch.Tensor]] = [{a: views[i] for i, g in enumerate(groups) for a in g}]
+        relu: dict[int, torch.Tensor] = {}  # id of an input tensor (alive in ``nodes``) -> its ReLU
+        zeros: torch.Tensor | None = None
         k = 0
         for dst in range(1, 4):
-            contributions = []
+            summands: dict[int, list[torch.Tensor]] = {a: [] for a in archs}
             for src in range(dst):
                 edge = self._edge(k + src)
-                t, t_groups = nodes[src]
-                choice = {a: paths[a][k + src] if live[a][k + src] else self._zero for a in archs}
-
-                def run(op: int, rows: torch.Tensor, edge: nn.ModuleList = edge) -> torch.Tensor:
-                    return edge[op](rows)
-
-                parts, _part_groups, where = blocks.split_apply_parts(t, t_groups, choice, ctx, run, zero=self._zero)
-                contributions.append((parts, where))
-            nodes.append(blocks.merge_sum(contributions, archs, x, len(groups)))
+                jobs: dict[tuple[int, int], tuple[torch.Tensor, list[int]]] = {}
+                for a in archs:
+                    if live[a][k + src]:
+                        t = nodes[src][a]
+                        jobs.setdefault((id(t), paths[a][k + src]), (t, []))[1].append(a)
+                for (tid, op), (t, members) in jobs.items():
+                    module = edge[op]
+                    with ctx.select([members]):
+                        if isinstance(module, models.ReLUConvBN):
+                            if tid not in relu:
+                                relu[tid] = torch.relu(t)
+                            y = module[2](module[1](relu[tid]))
+                        elif isinstance(module, models.AvgPool3x3):
+                            y = module.forward_depthwise(t)
+                        else:
+                            y = module(t)
+                    for a in members:
+                        summands[a].append(y)
+            sums: dict[tuple[int, ...], torch.Tensor] = {}
+            node: dict[int, torch.Tensor] = {}
+            for a in archs:
+                ys = summands[a]
+                key = tuple(id(y) for y in ys)
+                if key not in sums:
+                    if not ys:  # no live edge into this node: zeros (the ops after it still run, as alone)
+                        zeros = torch.zeros_like(views[0]) if zeros is None else zeros
+                        sums[key] = zeros
+                    elif len(ys) == 1:
+                        sums[key] = ys[0]
+                    else:
+                        total = ys[0] + ys[1]
+                        for y in ys[2:]:
+                            total.add_(y)
+                        sums[key] = total
+                node[a] = sums[key]
+            nodes.append(node)
             k += dst
-        out, out_groups = nodes[-1]
-        ctx.groups = out_groups  # the next layers see the cell output's blocks
-        return out
+        outputs: dict[int, tuple[torch.Tensor, list[int]]] = {}
+        for a in archs:
+            outputs.setdefault(id(nodes[-1][a]), (nodes[-1][a], []))[1].append(a)
+        ctx.groups = tuple(tuple(m) for _, m in outputs.values())  # the next layers see the cell output's blocks
+        return blocks.join_blocks([t for t, _ in outputs.values()])
 
     def _edge(self, e: int) -> nn.ModuleList:
         """Edge ``e``'s operations (typed: indexing ``self.edges`` gives a plain ``nn.Module``)."""
