@@ -19,7 +19,7 @@ Both paths use one torch thread, the same data and the same weights; the
 accuracies of the two evaluation paths are printed so that one can see they
 compute the same thing.
 
-    python bench/supernet_throughput.py [--space nb201] [--dataset digits] [--archs 32] [--repeats 3]
+    python bench/supernet_throughput.py [--space nb201] [--dataset digits] [--archs 32] [--repeats 5]
         [--channels 16] [--cells 2]
 """
 
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--space", default="nb201", choices=["nb201"])
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--archs", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per path (the median is reported)")
     parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--batch-archs", type=int, default=16, help="supernet.eval_batch_archs")
     parser.add_argument("--channels", type=int, default=16, help="width C of the NB201 skeleton (nas-gap uses 8)")

@@ -9,6 +9,11 @@ the same choices so far keep sharing rows. Early layers (the stem, the first
 cell's edges from its input) are therefore computed once per distinct prefix,
 not once per architecture. :class:`~oracles.supernet.bn.GroupBN` keeps
 BatchNorm statistics per block (and so per architecture).
+
+A layer that every architecture goes through with one of several options
+(the chain space's blocks) uses :func:`split_apply`. A NAS-Bench-201 cell, a DAG
+of edges, works inside on one tensor per block instead (:func:`split_blocks`,
+:func:`join_blocks`), which saves gathering and scattering blocks at every edge.
 """
 
 from __future__ import annotations

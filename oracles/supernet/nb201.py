@@ -34,7 +34,6 @@ class MixedCell(nn.Module):
         self.edges = nn.ModuleList(
             nn.ModuleList(models.make_op(op, channels, channels, 1, dim) for op in NB201_OPS) for _ in NB201_EDGES
         )
-        self._zero = NB201_OPS.index("none")
 
     def forward(self, x: torch.Tensor, paths: Sequence[Path] = ((),), **_: Any) -> torch.Tensor:
         ctx = self.ctx
