@@ -50,11 +50,11 @@ def retain_freed_memory() -> bool:
     would do at start-up. The resident memory then stays near its peak.
 
     Returns:
-        Whether the allocator accepted the settings (``False`` off glibc, e.g. macOS or musl).
+        Whether the allocator accepted the settings (``False`` off glibc: macOS, Windows, musl).
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no mallopt (macOS), no process handle (Windows)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
