@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cli_env
+from kill_resume import journal_rows
 
 from engine.journal import Journal, JournalError
 from engine.runner import run_search
@@ -110,15 +111,6 @@ def test_garbled_row_is_reported_with_its_id(
     assert _digest(journal) == before
 
 
-def _recorded(journal: Path) -> int:
-    """Evaluations in a journal another process is writing (a read-only WAL reader takes no lock)."""
-    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
-    finally:
-        db.close()
-
-
 @pytest.mark.slow
 def test_second_search_on_a_journal_in_use_is_refused(tmp_path: Path, make_cfg) -> None:
     """A real ``nas-search`` process holds the journal; a search in this process is refused."""
@@ -140,9 +132,9 @@ def test_second_search_on_a_journal_in_use_is_refused(tmp_path: Path, make_cfg) 
         assert "in use by another search" in message and str(journal) in message and "\n" not in message
         assert first.poll() is None, "the first search must still be running"
         # Kill it only once it has recorded an evaluation (a slow machine may still be starting).
-        while _recorded(journal) == 0 and time.monotonic() < deadline and first.poll() is None:
+        while not journal_rows(journal) and time.monotonic() < deadline and first.poll() is None:
             time.sleep(0.05)
-        assert _recorded(journal) > 0 and first.poll() is None
+        assert journal_rows(journal) and first.poll() is None
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
