@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from engine.journal import Journal
 from engine.search import Budget, RetryPolicy, Search, SearchResult
@@ -37,9 +38,16 @@ def _plain(cfg: Any) -> Any:
 
 
 def build_space(cfg: DictConfig) -> SearchSpace:
-    """The search space named by ``cfg.space``."""
+    """The search space named by ``cfg.space`` (a registered name, plugins included)."""
     try:
-        return get_space(cfg.space.name, **_plain(cfg.space.get("params", {})))
+        params = OmegaConf.to_container(cfg.space.get("params", {}), resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as exc:
+        name = cfg.space.name
+        raise ConfigError(f"{exc.full_key} is required for space={name}: give it on the command line") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"space.params must be a mapping of options, got {params!r}")
+    try:
+        return get_space(cfg.space.name, **{str(k): v for k, v in params.items()})
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"space: {exc}") from None
 

@@ -63,12 +63,15 @@ from engine import serialize
 from engine.journal import Journal
 from engine.search import Budget, Search, SearchResult
 from engine.spaces import Architecture, SearchSpace, get_space
+from engine.spaces._conformance import SPACE_CHECKS, check_space
 from engine.strategies import Strategy
 from engine.types import DEFAULT_FIDELITY, Evaluation, Oracle, Query, Status
 
 __all__ = [
     "CHECKS",
     "SPACES",
+    "SPACE_CHECKS",
+    "SPACE_PARAMS",
     "FlakyOracle",
     "ToyOracle",
     "check_beats_random",
@@ -77,14 +80,31 @@ __all__ = [
     "check_determinism",
     "check_failures",
     "check_resume",
+    "check_space",
     "check_state_roundtrip",
     "check_strategy",
     "make_strategy",
     "toy_oracles",
 ]
 
-SPACES: tuple[str, ...] = ("nb201", "chain")
-"""The spaces every strategy is checked on."""
+SPACES: tuple[str, ...] = ("nb201", "chain", "choices")
+"""The spaces every strategy is checked on (built with :data:`SPACE_PARAMS`)."""
+
+SPACE_PARAMS: dict[str, dict[str, Any]] = {
+    # Ordinal ints and floats next to categorical strings, 4,320 architectures: large enough that
+    # random search does not stumble on the optimum within a conformance budget.
+    "choices": {
+        "decisions": {
+            "depth": [1, 2, 3, 4, 5, 6],
+            "width": [8, 16, 32, 64, 128],
+            "kernel": [3, 5, 7],
+            "act": ["relu", "gelu", "silu", "tanh"],
+            "dropout": [0.0, 0.1, 0.2, 0.3],
+            "norm": ["batch", "layer", "none"],
+        }
+    },
+}
+"""Options for the spaces of :data:`SPACES` that cannot be built with defaults only."""
 
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1)
 REPORTED_KEY = "true_objective"
@@ -261,7 +281,7 @@ def _space(space: SpaceLike) -> SearchSpace:
     if space is None:
         return get_space("nb201")
     if isinstance(space, str):
-        return get_space(space)
+        return get_space(space, **SPACE_PARAMS.get(space, {}))
     return space
 
 

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from engine.spaces._base import Architecture, Decision, SearchSpace
 from engine.spaces._chain import ChainSpace
+from engine.spaces._choices import ChoicesSpace
 from engine.spaces._nb201 import NB201_EDGES, NB201_OPS, NB201Space
+from engine.spaces._registry import ENTRY_POINT_GROUP, get_space, list_spaces, register_space
 
-_SPACES: dict[str, Callable[..., SearchSpace]] = {"nb201": NB201Space, "chain": ChainSpace}
-
-
-def get_space(name: str, **kwargs: Any) -> SearchSpace:
-    """Build a space by name (``nb201`` or ``chain``), passing ``kwargs`` to it.
-
-    Raises:
-        ValueError: for an unknown name, listing the known ones.
-    """
-    try:
-        factory = _SPACES[name]
-    except KeyError:
-        raise ValueError(f"unknown space {name!r}; available: {sorted(_SPACES)}") from None
-    return factory(**kwargs)
+register_space("nb201")(NB201Space)
+register_space("chain")(ChainSpace)
 
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "NB201_EDGES",
     "NB201_OPS",
     "Architecture",
     "ChainSpace",
+    "ChoicesSpace",
     "Decision",
     "NB201Space",
     "SearchSpace",
     "get_space",
+    "list_spaces",
+    "register_space",
 ]

@@ -22,11 +22,11 @@ class Decision:
 
     Attributes:
         name: Human-readable name, e.g. ``"edge(2<-1)"`` or ``"s0.l1.kernel"``.
-        options: The values it can take; architectures store the option index.
+        options: The values it can take (numbers or strings); architectures store the option index.
     """
 
     name: str
-    options: tuple[str | int, ...]
+    options: tuple[str | int | float, ...]
 
     @property
     def n(self) -> int:
@@ -131,7 +131,7 @@ class SearchSpace(ABC):
             and self.canonical(arch.decisions) == arch.decisions
         )
 
-    def values(self, arch: Architecture) -> dict[str, str | int]:
+    def values(self, arch: Architecture) -> dict[str, str | int | float]:
         """Decision name -> chosen option value."""
         return {dec.name: dec.options[d] for dec, d in zip(self.decisions, arch.decisions)}
 

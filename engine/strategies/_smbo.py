@@ -14,13 +14,13 @@ from engine.types import Evaluation
 
 
 def pick_encoding(space: SearchSpace, encoding: str) -> str:
-    """``auto`` means the path encoding where the space has one (cells), else one-hot.
+    """``auto`` means the path encoding where the space has one (cells), else the ordinal one, else one-hot.
 
     Raises:
         ValueError: for an encoding the space does not provide.
     """
     if encoding == "auto":
-        return "path" if "path" in space.encodings else "onehot"
+        return next((e for e in ("path", "ordinal") if e in space.encodings), "onehot")
     if encoding not in space.encodings:
         raise ValueError(f"encoding {encoding!r} is not provided by space {space.name!r}: use one of"
                          f" {['auto', *space.encodings]}")
