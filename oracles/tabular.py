@@ -6,6 +6,7 @@ import csv
 import functools
 import gzip
 import io
+import logging
 import math
 import os
 import zlib
@@ -17,7 +18,12 @@ from engine.spaces import Architecture, SearchSpace
 from engine.types import Evaluation
 from oracles.base import BaseOracle
 
+_log = logging.getLogger(__name__)
 DEFAULT_TABLE = "nb201_cifar10"
+SHIPPED_METRICS: tuple[str, ...] = ("latency_ms_raspi4", "latency_ms_pixel3")
+"""Visible columns of the shipped table by default (the hardware costs constrained searches use)."""
+SHIPPED_REPORTED: tuple[str, ...] = ("test_acc",)
+"""Report-only columns of the shipped table by default."""
 
 
 def default_table_path() -> Path:
@@ -91,6 +97,38 @@ def load_table(
     return dict(table)
 
 
+def _own_defaults(
+    path: Path,
+    arch_column: str,
+    objective: str,
+    cost_column: str | None,
+    metrics: Sequence[str] | None,
+    reported: Sequence[str] | None,
+) -> tuple[Sequence[str], Sequence[str]]:
+    """Default ``metrics``/``reported`` of a user's table, read from its header and values."""
+    if not path.is_file():
+        raise ValueError(f"table file not found: {path}")
+    try:
+        header, rows = _read_table(str(path.resolve()), path.stat().st_mtime)
+    except (OSError, UnicodeDecodeError, csv.Error, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ValueError(f"cannot read table {path}: {exc}") from None
+    if reported is None:
+        reported = [c for c in SHIPPED_REPORTED if c in header and c != objective]
+    if metrics is None:
+        taken = {arch_column, objective, cost_column, *reported}
+        metrics = [c for c in header if c not in taken and _numeric(rows, c)]
+    return metrics, reported
+
+
+def _numeric(rows: Sequence[dict[str, str]], column: str) -> bool:
+    try:
+        for row in rows:
+            float(row[column])
+    except (TypeError, ValueError):
+        return False
+    return bool(rows)
+
+
 class TabularOracle(BaseOracle):
     """Metrics looked up in a table, with simulated cost.
 
@@ -100,8 +138,12 @@ class TabularOracle(BaseOracle):
             NAS-Bench-201 CIFAR-10 table.
         arch_column: Column holding canonical architecture strings.
         objective: Column the search maximises.
-        metrics: Further columns a strategy may see (e.g. latencies).
-        reported: Columns kept for the report only (e.g. ``test_acc``); strategies never see them.
+        metrics: Further columns a strategy may see (e.g. latencies). ``None``: for the
+            shipped table its two latencies; for a table of your own every other
+            numeric column (logged at start), since those columns are what it offers.
+        reported: Columns kept for the report only (e.g. ``test_acc``); strategies never
+            see them. ``None``: ``test_acc`` for the shipped table; for your own table
+            its ``test_acc`` column if it has one (and it is not the objective), else none.
         cost_column: Column of simulated seconds per evaluation, if any.
         cost_seconds: Simulated seconds per evaluation when there is no cost column.
     """
@@ -112,18 +154,33 @@ class TabularOracle(BaseOracle):
         table: str | os.PathLike[str] | None = None,
         arch_column: str = "arch",
         objective: str = "val_acc",
-        metrics: Sequence[str] = (),
-        reported: Sequence[str] = ("test_acc",),
+        metrics: Sequence[str] | None = None,
+        reported: Sequence[str] | None = None,
         cost_column: str | None = None,
         cost_seconds: float = 0.0,
     ) -> None:
         super().__init__(space)
         if not math.isfinite(cost_seconds) or cost_seconds < 0:
             raise ValueError(f"oracle.cost_seconds must be a non-negative number, got {cost_seconds!r}")
+        for key, value in (("metrics", metrics), ("reported", reported)):
+            if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
+                raise ValueError(f"oracle.{key} must be a list of column names, got {value!r}")
+        self.path = Path(table) if table is not None else default_table_path()
+        if table is None:
+            metrics = SHIPPED_METRICS if metrics is None else metrics
+            reported = SHIPPED_REPORTED if reported is None else reported
+        elif metrics is None or reported is None:
+            metrics, reported = _own_defaults(self.path, arch_column, objective, cost_column, metrics, reported)
+            _log.info(
+                "table %s: objective %s; visible to strategies: %s; report-only: %s (set oracle.metrics and"
+                " oracle.reported to choose)", self.path, objective, list(metrics) or "none", list(reported) or "none",
+            )
         overlap = ({objective} | set(metrics)) & set(reported)
         if overlap:
-            raise ValueError(f"columns {sorted(overlap)} cannot be both visible and report-only")
-        self.path = Path(table) if table is not None else default_table_path()
+            raise ValueError(
+                f"columns {sorted(overlap)} cannot be both visible (objective or oracle.metrics) and report-only"
+                f" (oracle.reported={list(reported)})"
+            )
         self.objective = objective
         self.metrics = tuple(metrics)
         self.reported = tuple(reported)
