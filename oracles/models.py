@@ -481,7 +481,12 @@ def build_model(
         input_shape: ``(C, H, W)`` for 2-D layers, ``(C, L)`` for 1-D layers.
         num_classes: Classifier outputs.
         **model_options: Options for this space (see :func:`model_options_for` for per-space
-            mappings). ``nb201``: ``channels`` (C, default 16), ``cells`` (N per stage,
+            mappings). Any space: ``builder`` (``package.module:build``, your own callable
+            ``(arch, input_shape, num_classes, **other_options) -> nn.Module``) or ``network``
+            (``package.module:Net``, a network with choice modules, see :mod:`oracles.choices`,
+            whose extracted sub-network is built freshly initialised); a
+            :class:`~oracles.choices.ModuleSpace` brings its network itself.
+            ``nb201``: ``channels`` (C, default 16), ``cells`` (N per stage,
             default 2: with one cell per stage the fixed residual reductions dominate and the
             cell hardly changes accuracy, see docs/standalone_recipe.md). ``chain``:
             ``stem_channels`` (16), ``widths`` (per stage), ``strides`` (per stage),
@@ -498,6 +503,16 @@ def build_model(
         raise ValueError(f"input_shape must be (C, L) or (C, H, W), got {list(shape)}")
     dim = len(shape) - 1
     options = model_options_for(space, model_options)
+    builder = options.pop("builder", None)
+    if builder is not None:
+        return _user_model(str(builder), arch, shape, num_classes, options)
+    from oracles.choices import network_of  # late: oracles.choices imports the supernet package, which imports this
+
+    network = network_of(space, options)
+    if network is not None:
+        from oracles.supernet.module import standalone_network
+
+        return standalone_network(space, arch, network[0], shape, num_classes, network[1])
     if isinstance(space, NB201Space):
         channels = int(options.pop("channels", 16))
         cells = int(options.pop("cells", 2))
@@ -519,4 +534,21 @@ def build_model(
             )
         plan = chain_plan(space, arch, stem, widths, strides)
         return ChainNetwork(plan, shape[0], num_classes, stem, head, dim)
-    raise ValueError(f"no model builder for space {space.name!r}; spaces with models are ['chain', 'nb201']")
+    raise ValueError(
+        f"no network for space {space.name!r}: built-in networks exist for ['chain', 'nb201'];"
+        " name yours with model.builder=package.module:build (a callable (arch, input_shape, num_classes, **options))"
+        " or model.network=package.module:Net (a network with choice modules)"
+    )
+
+
+def _user_model(
+    spec: str, arch: Architecture, shape: tuple[int, ...], num_classes: int, options: Mapping[str, Any]
+) -> nn.Module:
+    """The user's stand-alone network: ``builder(arch, input_shape, num_classes, **options)``."""
+    from oracles.choices import load_callable
+
+    builder = load_callable(spec, "model.builder")
+    model = builder(arch, shape, num_classes, **options)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model.builder={spec!r} returned {type(model).__name__}, not an nn.Module")
+    return model

@@ -39,7 +39,7 @@ from oracles.executors import Executor, make_executor
 from oracles.hardware import HardwareCost
 from oracles.models import build_model, model_options_for, resolve_device
 
-__all__ = ["Recipe", "StandaloneOracle", "evaluate_accuracy", "job_seed", "train_job"]
+__all__ = ["Recipe", "StandaloneOracle", "evaluate_accuracy", "job_seed", "train_job", "train_model"]
 
 _log = logging.getLogger(__name__)
 
@@ -133,33 +133,19 @@ def _make_optimizer(model: nn.Module, recipe: Mapping[str, Any]) -> torch.optim.
     return torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
 
 
-def train_job(job: Mapping[str, Any]) -> dict[str, Any]:
-    """Train one architecture from scratch and measure it.
+def train_model(
+    model: nn.Module, ds: Dataset, recipe: Mapping[str, Any], seed: int, dev: torch.device
+) -> tuple[float, float]:
+    """Train ``model`` (already on ``dev``) in place with ``recipe`` on ``ds.train``.
 
-    Args:
-        job: ``space`` (a SearchSpace), ``arch`` (canonical string), ``dataset`` (a
-            config mapping or a :class:`~oracles.data.Dataset`), ``model`` (model
-            options), ``recipe`` (a :class:`Recipe` as a dict), ``seed``, ``device``,
-            ``hardware`` (options of :class:`~oracles.hardware.HardwareCost`).
+    The batch order comes from a generator seeded with ``seed``; the global RNG is not used.
 
     Returns:
-        ``{"metrics": {...}, "reported": {"test_acc": ...}, "seconds": float}``.
+        ``(mean training loss, training accuracy)`` of the last epoch.
 
     Raises:
-        TrainingDiverged: when the loss becomes NaN or infinite.
+        TrainingDiverged: when the loss becomes NaN, infinite or larger than ``recipe['max_loss']``.
     """
-    start = time.perf_counter()
-    space: SearchSpace = job["space"]
-    arch = space.parse(job["arch"])
-    ds = dataset_from_config(job["dataset"])
-    recipe = job["recipe"]
-    dev = resolve_device(job.get("device", "auto"))
-    seed = job_seed(job["seed"], arch.string)
-    # Module initialisation draws from torch's global generator; fork_rng restores it afterwards,
-    # so the seed fixes the initial weights without touching anyone else's random state.
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-        torch.manual_seed(seed)
-        model = build_model(space, arch, ds.input_shape, ds.num_classes, **job.get("model", {})).to(dev)
     gen = torch.Generator().manual_seed(seed)
     x, y = (t.to(dev) for t in ds.train)
     n, bs = len(y), int(recipe["batch_size"])
@@ -192,6 +178,37 @@ def train_job(job: Mapping[str, Any]) -> dict[str, Any]:
                 sched.step()
             epoch_loss += value * len(idx)
             epoch_correct += int((out.argmax(1) == y[idx]).sum())
+    return epoch_loss / n, epoch_correct / n
+
+
+def train_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """Train one architecture from scratch and measure it.
+
+    Args:
+        job: ``space`` (a SearchSpace), ``arch`` (canonical string), ``dataset`` (a
+            config mapping or a :class:`~oracles.data.Dataset`), ``model`` (model
+            options), ``recipe`` (a :class:`Recipe` as a dict), ``seed``, ``device``,
+            ``hardware`` (options of :class:`~oracles.hardware.HardwareCost`).
+
+    Returns:
+        ``{"metrics": {...}, "reported": {"test_acc": ...}, "seconds": float}``.
+
+    Raises:
+        TrainingDiverged: when the loss becomes NaN or infinite.
+    """
+    start = time.perf_counter()
+    space: SearchSpace = job["space"]
+    arch = space.parse(job["arch"])
+    ds = dataset_from_config(job["dataset"])
+    recipe = job["recipe"]
+    dev = resolve_device(job.get("device", "auto"))
+    seed = job_seed(job["seed"], arch.string)
+    # Module initialisation draws from torch's global generator; fork_rng restores it afterwards,
+    # so the seed fixes the initial weights without touching anyone else's random state.
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = build_model(space, arch, ds.input_shape, ds.num_classes, **job.get("model", {})).to(dev)
+    train_loss, train_acc = train_model(model, ds, recipe, seed, dev)
     val_acc, val_loss = evaluate_accuracy(model, ds.val[0].to(dev), ds.val[1].to(dev))
     test_acc, _ = evaluate_accuracy(model, ds.test[0].to(dev), ds.test[1].to(dev))
     if not math.isfinite(val_loss):
@@ -201,8 +218,8 @@ def train_job(job: Mapping[str, Any]) -> dict[str, Any]:
     metrics = {
         "val_acc": val_acc,
         "val_loss": val_loss,
-        "train_loss": epoch_loss / n,
-        "train_acc": epoch_correct / n,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
         "train_seconds": seconds,
         **hw(arch, model),
     }

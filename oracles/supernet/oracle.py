@@ -16,12 +16,14 @@ from torch import nn
 
 from engine.spaces import Architecture, ChainSpace, NB201Space, SearchSpace
 from engine.types import DEFAULT_FIDELITY, Evaluation
+from oracles.choices import network_of
 from oracles.data import Dataset, dataset_from_config
 from oracles.hardware import HardwareCost
 from oracles.models import model_options_for, resolve_device
 from oracles.supernet.chain import ChainSupernet
 from oracles.supernet.config import SupernetConfig
 from oracles.supernet.evaluation import InheritedEvaluator
+from oracles.supernet.module import ModuleSupernet
 from oracles.supernet.nb201 import NB201Supernet
 from oracles.supernet.training import FewShotPlan, SupernetTrainer
 
@@ -32,17 +34,24 @@ CHECKPOINT_NAME = "supernet.pt"
 
 def build_supernet(
     space: SearchSpace, input_shape: Sequence[int], num_classes: int, **model_options: Any
-) -> NB201Supernet | ChainSupernet:
+) -> NB201Supernet | ChainSupernet | ModuleSupernet:
     """The supernet module of ``space`` (``nb201`` or ``chain``).
 
     Raises:
         ValueError: for a space without a supernet or a bad model option.
     """
+    network = network_of(space, model_options)
+    if network is not None:
+        return ModuleSupernet(space, network[0], input_shape, num_classes, **network[1])
     if isinstance(space, NB201Space):
         return NB201Supernet(space, input_shape, num_classes, **model_options)
     if isinstance(space, ChainSpace):
         return ChainSupernet(space, input_shape, num_classes, **model_options)
-    raise ValueError(f"no supernet for space {space.name!r}; spaces with supernets are ['chain', 'nb201']")
+    raise ValueError(
+        f"no supernet for space {space.name!r}: built-in supernets exist for ['chain', 'nb201'];"
+        " for your own network with choice modules use space=module space.params.network=package.module:Net"
+        " (or supernet.model.network=...)"
+    )
 
 
 @contextlib.contextmanager
