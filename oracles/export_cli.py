@@ -276,7 +276,9 @@ def format_export(spec: dict[str, Any]) -> str:
     lines.append(f"  time         {spec['seconds']:.1f} s")
     if spec.get("note"):
         lines.append(f"  note         {spec['note']}")
-    files = ", ".join(spec["files"].values())
+    from oracles.export import SPEC_FILE
+
+    files = ", ".join([*spec["files"].values(), SPEC_FILE])
     lines.append(f"  files        {spec['path']}/ ({files})")
     if spec.get("program_error"):
         lines.append(f"  torch.export failed (weights still exported): {spec['program_error'][:200]}")
