@@ -38,14 +38,16 @@ def test_own_network_search_export_and_reload(tmp_path: Path) -> None:
     work.mkdir()
 
     _run(bin_dir, ["tinynet-data", "signals.npz", "--n", "600"], work, env)
-    _run(bin_dir, ["python", "-m", "engine.cli", "space=tinynet", "oracle=supernet", "dataset=npz", f"dataset.path={work}/signals.npz",
+    _run(bin_dir, ["python", "-m", "engine.cli", "space=tinynet", "oracle=supernet", "dataset=npz",
+                   f"dataset.path={work}/signals.npz",
                    "budget.evaluations=12", "supernet.epochs=10", "progress=none", "hydra.run.dir=run"], work, env)
     summary = json.loads((work / "run" / "summary.json").read_text())
     assert summary["space"] == "tinynet" and summary["evaluations"] == 12
     best = summary["best"]
 
     for weights, out in (("inherited", "exported"), ("retrain", "retrained")):
-        proc = _run(bin_dir, ["python", "-m", "oracles.export_cli", "run", f"weights={weights}", f"out={out}"], work, env)
+        export = ["python", "-m", "oracles.export_cli", "run", f"weights={weights}", f"out={out}"]
+        proc = _run(bin_dir, export, work, env)
         spec = json.loads((work / out / "model.json").read_text())
         assert spec["arch"] == best["arch"] and spec["space"]["name"] == "tinynet"
         # The network that was scored is the one exported: same size, and with inherited
