@@ -39,8 +39,13 @@ def _plain(cfg: Any) -> Any:
 
 def build_space(cfg: DictConfig) -> SearchSpace:
     """The search space named by ``cfg.space`` (a registered name, plugins included)."""
+    node = cfg.space.get("params")
+    if node is None:
+        node = OmegaConf.create({})
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"space.params must be a mapping of options, got {node!r}")
     try:
-        params = OmegaConf.to_container(cfg.space.get("params", {}), resolve=True, throw_on_missing=True)
+        params = OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as exc:
         name = cfg.space.name
         raise ConfigError(f"{exc.full_key} is required for space={name}: give it on the command line") from None

@@ -502,13 +502,16 @@ def build_model(
     if len(shape) not in (2, 3):
         raise ValueError(f"input_shape must be (C, L) or (C, H, W), got {list(shape)}")
     dim = len(shape) - 1
-    options = model_options_for(space, model_options)
-    builder = options.pop("builder", None)
+    # A network of the user's gets the flat options only: the per-space entries are the built-in networks'.
+    user = {k: v for k, v in model_options.items() if k not in MODEL_SPACES and v is not None}
+    builder = user.pop("builder", None)
     if builder is not None:
-        return _user_model(str(builder), arch, shape, num_classes, options)
+        user.pop("network", None)
+        return _user_model(str(builder), arch, shape, num_classes, user)
     from oracles.choices import network_of  # late: oracles.choices imports the supernet package, which imports this
 
-    network = network_of(space, options)
+    network = network_of(space, user)
+    options = {k: v for k, v in model_options_for(space, model_options).items() if k not in ("builder", "network")}
     if network is not None:
         from oracles.supernet.module import standalone_network
 

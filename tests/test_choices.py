@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,9 @@ from oracles.supernet.module import ModuleSupernet
 
 torch.set_num_threads(1)
 NET = "tests.networks:ConvNet"
+# The example package's network (examples/own_network), imported from its sources.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "own_network"))
+TINYNET = "tinynet.net:TinyNet"
 CHOICE_TYPES = ("LayerChoice", "ValueChoice", "ElasticConv", "ElasticLinear", "GroupBN")
 
 
@@ -70,10 +74,10 @@ def test_choice_modules_refuse_bad_arguments_and_inactive_use() -> None:
     assert float(layer(torch.tensor([-1.0]))) == 0.0
 
 
-@pytest.mark.parametrize("shape", [(1, 8, 8), (2, 12)])
-def test_extracted_network_equals_the_supernet_path(shape: tuple[int, ...]) -> None:
-    space = ModuleSpace(NET, input_shape=shape)
-    net = ModuleSupernet(space, NET, shape, 3)
+@pytest.mark.parametrize(("network", "shape"), [(NET, (1, 8, 8)), (NET, (2, 12)), (TINYNET, (1, 64))])
+def test_extracted_network_equals_the_supernet_path(network: str, shape: tuple[int, ...]) -> None:
+    space = ModuleSpace(network, input_shape=shape)
+    net = ModuleSupernet(space, network, shape, 3)
     _randomise_bn(net)
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(10, *shape, generator=gen)
@@ -89,7 +93,7 @@ def test_extracted_network_equals_the_supernet_path(shape: tuple[int, ...]) -> N
             alone.train(training)
             torch.testing.assert_close(net(x, [arch.decisions]), alone(x), rtol=0, atol=1e-5)
         # the stand-alone network of the architecture has the same structure and parameter count
-        fresh = build_model(space, arch, shape, 3)
+        fresh = build_model(space, arch, shape, 3, network=network)
         assert count_params(fresh) == count_params(alone)
         assert fresh.state_dict().keys() == alone.state_dict().keys()
     # batched evaluation with per-architecture BN recalibration equals recalibrating each extracted network

@@ -35,11 +35,17 @@ CHECKPOINT_NAME = "supernet.pt"
 def build_supernet(
     space: SearchSpace, input_shape: Sequence[int], num_classes: int, **model_options: Any
 ) -> NB201Supernet | ChainSupernet | ModuleSupernet:
-    """The supernet module of ``space`` (``nb201`` or ``chain``).
+    """The supernet module of ``space``: built-in for ``nb201`` and ``chain``, else its choice-module network.
 
     Raises:
         ValueError: for a space without a supernet or a bad model option.
     """
+    model_options = {k: v for k, v in model_options.items() if not (k in ("builder", "network") and v is None)}
+    if "builder" in model_options:
+        raise ValueError(
+            "model.builder builds stand-alone networks only; a supernet needs a network with choice modules"
+            " (model.network=package.module:Net or space=module)"
+        )
     network = network_of(space, model_options)
     if network is not None:
         return ModuleSupernet(space, network[0], input_shape, num_classes, **network[1])
