@@ -92,13 +92,21 @@ def _undo_hydra_outputs() -> None:
 def main(cfg: DictConfig) -> None:
     """Run one search (or one job of a ``-m`` sweep) and print its summary."""
     try:
-        summary = run_search(cfg, HydraConfig.get().runtime.output_dir)
+        hc = HydraConfig.get()
+        chosen = any(o.lstrip("+~").startswith("dataset") for o in hc.overrides.task)
+        summary = run_search(cfg, hc.runtime.output_dir, dataset_chosen=chosen)
     except (ConfigError, JournalError) as exc:
         logging.getLogger("engine").error("%s", exc)
         _undo_hydra_outputs()
         sys.exit(2)
     OutputGuard.snapshot = {}
     print_summary(summary)
+    if summary.get("best") is None and summary.get("best_unconstrained") is None:
+        logging.getLogger("engine").error(
+            "the search ended with no successful evaluation (%d failed): see failures_by_error in summary.json",
+            summary.get("failures", 0),
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

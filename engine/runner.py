@@ -6,6 +6,7 @@ Kept apart from the Hydra entry point so tests and notebooks can call
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -145,10 +146,15 @@ def build_oracles(
 def build_budget(cfg: DictConfig) -> Budget:
     """The budget from ``cfg.budget``."""
     b = _plain(cfg.budget)
+    if not isinstance(b, dict):
+        raise ConfigError(f"budget must be a mapping of limits, got {b!r}")
+    known = [f.name for f in dataclasses.fields(Budget)]
+    unknown = sorted(str(k) for k in b if k not in known)
+    if unknown:
+        keys = ", ".join("budget." + k for k in unknown)
+        raise ConfigError(f"unknown budget key(s) {keys}; known: {', '.join(known)}")
     try:
         return Budget(**b)
-    except TypeError as exc:
-        raise ConfigError(f"budget: {exc}") from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -227,6 +233,23 @@ def evaluation_record(ev: Evaluation) -> dict[str, Any]:
     }
 
 
+def uses_dataset(cfg: DictConfig) -> bool:
+    """Whether any oracle of the run reads the ``dataset`` group (a table does not)."""
+    nodes = [cfg.get("oracle"), *dict(cfg.get("fidelities") or {}).values()]
+    return any(OmegaConf.is_config(n) and "dataset" in n for n in nodes)
+
+
+def describe_oracle(cfg: DictConfig) -> dict[str, Any]:
+    """What measured the run: the oracle's class, and its table or dataset (for ``summary.json``)."""
+    node = cfg.get("oracle")
+    target = str(node.get("_target_", "")) if OmegaConf.is_config(node) else ""
+    out: dict[str, Any] = {"oracle": target.rsplit(".", 1)[-1] or None}
+    if OmegaConf.is_config(node) and "table" in node:
+        out["table"] = str(node.table) if node.table is not None else "shipped NAS-Bench-201 CIFAR-10 table"
+    out["dataset"] = str(cfg.dataset.name) if uses_dataset(cfg) and "dataset" in cfg else None
+    return out
+
+
 def summarize(
     cfg: DictConfig, result: SearchResult, journal_path: Path | None, strategy: Strategy | None = None
 ) -> dict[str, Any]:
@@ -234,6 +257,7 @@ def summarize(
     summary = {
         "strategy": cfg.strategy.name,
         "space": cfg.space.name,
+        **describe_oracle(cfg),
         "seed": int(cfg.seed),
         "evaluations": result.evaluations,
         "per_fidelity": result.per_fidelity,
@@ -249,6 +273,14 @@ def summarize(
     report = strategy.report() if strategy is not None else {}
     if report:
         summary[str(cfg.strategy.name)] = report
+    constraint = report.get("constraint") if isinstance(report, dict) else None
+    if constraint:
+        # A constrained search's answer is the best architecture that meets the constraint, not the best overall.
+        feasible = report.get("best_feasible") or {}
+        match = [e for e in result.history if e.ok and e.arch.string == feasible.get("arch")]
+        summary["constraint"] = constraint
+        summary["best_unconstrained"] = summary["best"]
+        summary["best"] = evaluation_record(max(match, key=lambda e: e.objective or 0.0)) if match else None
     return summary
 
 
@@ -264,13 +296,28 @@ def _failure_kinds(result: SearchResult) -> dict[str, int]:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """A one-screen human summary."""
+    measured = [f"oracle {summary['oracle']}"] if summary.get("oracle") else []
+    if summary.get("table"):
+        measured.append(f"table {summary['table']}")
+    if summary.get("dataset"):
+        measured.append(f"dataset {summary['dataset']}")
     lines = [
         f"strategy {summary['strategy']} on space {summary['space']} (seed {summary['seed']})",
+        *([f"  measured by  {', '.join(measured)}"] if measured else []),
         f"  evaluations  {summary['evaluations']}  (failed {summary['failures']}; stopped: {summary['stop_reason']})",
         f"  time         {summary['wall_seconds']:.1f} s wall, {summary['oracle_seconds']:.1f} s oracle",
     ]
     best = summary.get("best")
-    if best is None:
+    constraint = summary.get("constraint")
+    if constraint:
+        names = constraint["metric"] if isinstance(constraint.get("metric"), list) else [constraint.get("metric")]
+        present = [n for n in names if best is not None and n in best["metrics"]]
+        metric = present[0] if present else " or ".join(map(str, names))
+        met = "the best below meets it" if best is not None else "no evaluated architecture meets it"
+        lines.append(f"  constraint   {metric} <= {constraint['max']} ({met})")
+    if best is None and constraint and summary.get("best_unconstrained"):
+        lines.append(f"  best         none within the constraint; best overall {summary['best_unconstrained']['arch']}")
+    elif best is None:
         lines.append("  best         none (no successful evaluation)")
     else:
         lines.append(f"  best         {best['arch']}")
@@ -282,13 +329,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+def run_search(
+    cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any] = (), dataset_chosen: bool = False
+) -> dict[str, Any]:
     """Build everything from ``cfg``, run (or resume) the search, write ``summary.json``.
 
     Args:
         cfg: The resolved config (see ``conf/config.yaml``).
         output_dir: Where the journal and the summary go.
         callbacks: Extra search callbacks (trackers add theirs from ``cfg.tracker``).
+        dataset_chosen: The user set ``dataset`` (the CLI knows from the overrides): warn when no
+            oracle reads it.
 
     Returns:
         The summary dictionary.
@@ -305,28 +356,68 @@ def run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: S
         raise ConfigError(str(exc)) from None
     # The session finishes the W&B run (failed, exit code 1) when the search raises.
     with session:
-        summary = _run_search(cfg, output_dir, [*callbacks, *session.callbacks])
+        summary = _run_search(cfg, output_dir, [*callbacks, *session.callbacks], dataset_chosen)
         session.log_outputs(summary)
     return summary
 
 
-def _run_search(cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any]) -> dict[str, Any]:
-    out = Path(output_dir)
-    space = build_space(cfg)
-    strategy = build_strategy(cfg, space)
-    budget = build_budget(cfg)
+def check_run_options(cfg: DictConfig) -> None:
+    """Type-check the top-level run options, naming the key and the expected type.
+
+    Raises:
+        ConfigError: for the first bad value.
+    """
+    for key in cfg:
+        node = cfg._get_node(key)
+        if key == "hydra" or not OmegaConf.is_config(node):
+            if OmegaConf.is_missing(cfg, key):
+                raise ConfigError(f"{key} is required (it has no default): give it on the command line")
+            continue
+        try:
+            OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+        except MissingMandatoryValue as exc:
+            raise ConfigError(f"{exc.full_key} is required (it has no default): give it on the command line") from None
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    resume = cfg.get("resume", False)
+    if not isinstance(resume, bool) and resume != "auto":
+        raise ConfigError(f"resume must be true, false or auto, got {resume!r}")
     batch_size = cfg.get("batch_size", 1)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def _run_search(
+    cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any], dataset_chosen: bool = False
+) -> dict[str, Any]:
+    out = Path(output_dir)
+    check_run_options(cfg)
+    space = build_space(cfg)
+    strategy = build_strategy(cfg, space)
+    budget = build_budget(cfg)
+    batch_size = int(cfg.get("batch_size", 1))
     retry = build_retry(cfg)
     journal_path = output_path(out, cfg, "journal")
     summary_path = output_path(out, cfg, "summary")
     oracles = build_oracles(cfg, space, strategy, out)
+    if not uses_dataset(cfg) and dataset_chosen:
+        _log.warning(
+            "dataset=%s has no effect: oracle %s reads its results from a table; choose oracle=supernet, standalone"
+            " or proxy to search on that dataset", cfg.dataset.get("name"), describe_oracle(cfg)["oracle"],
+        )
 
     exists = journal_path.exists()
-    if exists and not cfg.resume:
+    if cfg.resume == "auto":  # a requeued job: continue what is there, or start
+        pass
+    elif exists and not cfg.resume:
         raise ConfigError(
             f"{journal_path} already exists: pass resume=true to continue it, or choose another hydra.run.dir"
+        )
+    elif cfg.resume and not exists:
+        raise ConfigError(
+            f"resume=true but there is no journal at {journal_path}: give the run's directory as hydra.run.dir"
+            " (resume=false starts a new search)"
         )
     parent_existed = journal_path.parent.exists()
     journal_path.parent.mkdir(parents=True, exist_ok=True)

@@ -43,17 +43,21 @@ class Budget:
     max_stall: int = 1000
 
     def __post_init__(self) -> None:
-        for key in ("evaluations", "oracle_seconds", "wall_seconds"):
+        v = self.evaluations
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ValueError(f"budget.evaluations must be a non-negative integer or null, got {v!r}")
+        for key in ("oracle_seconds", "wall_seconds"):
             v = getattr(self, key)
-            if v is not None and (isinstance(v, bool) or v < 0):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0):
                 raise ValueError(f"budget.{key} must be a non-negative number or null, got {v!r}")
         if not isinstance(self.per_fidelity, Mapping):
             raise ValueError(f"budget.per_fidelity must map fidelity names to counts, got {self.per_fidelity!r}")
         for k, v in self.per_fidelity.items():
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"budget.per_fidelity.{k} must be a non-negative integer, got {v!r}")
-        if self.max_stall < 1:
-            raise ValueError(f"budget.max_stall must be >= 1, got {self.max_stall!r}")
+        v = self.max_stall
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"budget.max_stall must be an integer >= 1, got {v!r}")
         limits = (self.evaluations, self.per_fidelity or None, self.oracle_seconds, self.wall_seconds)
         if all(v is None for v in limits):
             raise ValueError(

@@ -4,7 +4,7 @@ For one configuration it runs the search once uninterrupted (the reference), the
 runs it again in another directory, killing the process ``kills`` times at random
 points (after a random number of committed evaluations, plus a random fraction
 of one evaluation, or at a random time that may fall in the start-up) and
-resuming it each time with ``resume=true``, and finally lets it finish. It checks:
+resuming it each time with ``resume=auto``, and finally lets it finish. It checks:
 
 - **lost**: journal rows committed before a kill that are missing from, or
   differ in, the final journal; and rows of the reference missing at the end;
@@ -176,7 +176,8 @@ def kill_and_resume(
     _run(ref_dir, base)
     ref = journal_rows(ref_dir / "journal.sqlite")
     trace = workdir / "trace.tsv"
-    chain = [*base, "resume=true", f"oracle.delay_seconds={delay}", f"oracle.trace={trace}"]
+    # resume=auto: the first process may be killed before it wrote a journal (a requeued job).
+    chain = [*base, "resume=auto", f"oracle.delay_seconds={delay}", f"oracle.trace={trace}"]
     journal = run_dir / "journal.sqlite"
     committed: list[int] = []  # rows in the journal when each process started
     pids: list[int] = []
@@ -275,7 +276,7 @@ def kill_supernet_and_resume(
     # Seconds of one epoch in the reference, so that a kill lands inside the epoch after a checkpoint.
     durations = [float(m) for m in re.findall(r"epoch \d+/\d+: .*\((\d+\.\d+) s\)", "\n".join(_log_lines(ref_dir)))]
     epoch_s = max(0.2, float(np.median(durations))) if durations else 1.0
-    chain = [*base, "resume=true"]
+    chain = [*base, "resume=auto"]
     checkpoint = run_dir / "supernet.pt"
     log = (workdir / "stderr.log").open("w")
     committed: list[int] = []

@@ -27,6 +27,9 @@ FIELDS: dict[str, st.SearchStrategy] = {
     "retry": st.sampled_from([{"attempts": 1, "errors": ["OutOfMemoryError"]}, {"attempts": -1, "errors": []},
                               {"attempts": 1, "errors": "OutOfMemoryError"}, {"attempts": 1, "errors": [""]},
                               {"tries": 1}, "x", None]),
+    "budget.oracle_seconds": st.sampled_from([None, 5.0, -1, "x", True]),
+    "budget.evalutions": st.sampled_from([None, 10]),
+    "resume": st.sampled_from([False, "auto", True, "maybe", 1]),
     "output.journal": st.sampled_from(["journal.sqlite", "../j.sqlite", "/tmp/j.sqlite", "", "sub/j.sqlite"]),
     "output.summary": st.sampled_from(["summary.json", "../s.json", "s/"]),
     "space.params": st.sampled_from([{}, {"stages": 2}, {"bogus": 1}, "x"]),
@@ -36,8 +39,25 @@ FIELDS: dict[str, st.SearchStrategy] = {
 }
 
 
+# Values that must be refused whatever else is set (type-checked at start, issue 12 item 3).
+INVALID: dict[str, list] = {
+    "seed": [-1, "abc", 1.5, None, True, [0]],
+    "batch_size": [0, -3, "2", 2.5, None, True],
+    "budget.evaluations": [-1, "x", 2.5, True, [1]],
+    "budget.max_stall": [0, -1, "x", None],
+    "budget.wall_seconds": [-1, "x"],
+    "budget.oracle_seconds": [-1, "x", True],
+    "budget.evalutions": [10],  # a typo of a budget key
+    "resume": [True, "maybe", 1],  # true with no journal to resume is refused too
+}
+
+
+def _invalid(values: dict) -> list[str]:
+    return [k for k, v in values.items() if any(type(v) is type(x) and v == x for x in INVALID.get(k, []))]
+
+
 def _set(cfg, dotted: str, value) -> None:
-    if dotted == "strategy.unknown_option" and value is None:
+    if dotted in ("strategy.unknown_option", "budget.evalutions") and value is None:
         return
     OmegaConf.update(cfg, dotted, value, force_add=True, merge=False)
 
@@ -66,6 +86,7 @@ def test_config_values(make_cfg, tmp_path: Path) -> None:
             assert not out.exists(), f"a refused config wrote {sorted(p.name for p in out.rglob('*'))}"
         else:
             seen["ok"] += 1
+            assert not _invalid(values), f"ran although {_invalid(values)} are invalid: {values}"
             assert summary["evaluations"] <= 2
 
     case()

@@ -115,7 +115,7 @@ def test_garbled_row_is_reported_with_its_id(
 def test_second_search_on_a_journal_in_use_is_refused(tmp_path: Path, make_cfg) -> None:
     """A real ``nas-search`` process holds the journal; a search in this process is refused."""
     run_dir = tmp_path / "run"
-    args = ["oracle=faulty", "oracle.delay_seconds=0.1", "budget.evaluations=200", "resume=true"]
+    args = ["oracle=faulty", "oracle.delay_seconds=0.1", "budget.evaluations=200", "resume=auto"]
     first = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=cli_env(),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

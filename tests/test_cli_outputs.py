@@ -1,0 +1,81 @@
+"""What nas-search prints and leaves behind, as a user runs it (issue 12's reproductions, as subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.spaces import get_space
+
+
+def _nas_search(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "engine.cli", "progress=none", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (["budget.evaluations=-3"], "budget.evaluations"),
+        (["budget.evaluations=1.5"], "budget.evaluations"),
+        (["budget.evaluations=abc"], "budget.evaluations"),
+        (["+budget.evalutions=10"], "budget.evalutions"),
+        (["resume=maybe"], "resume"),
+        (["resume=true", "hydra.run.dir=outputs/nothere"], "no journal"),
+        (["oracle=supernet", "dataset=npz"], "dataset.path is required"),
+        (["oracle=supernet", "dataset=cifar10"], "dataset.root is required"),
+        (["space=choices"], "space.params.decisions is required"),
+    ],
+)
+def test_refusal_is_one_stderr_line_and_writes_nothing(tmp_path: Path, args: list[str], key: str) -> None:
+    proc = _nas_search(tmp_path, *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout == ""  # results go to stdout, errors to stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert _tree(tmp_path) == []
+
+
+def test_constrained_search_headline_meets_the_constraint(tmp_path: Path) -> None:
+    proc = _nas_search(tmp_path, "strategy=coordinate_descent", "strategy.constraint.max=25", "hydra.run.dir=run")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best"]["metrics"]["latency_ms_raspi4"] <= 25
+    assert summary["best"]["arch"] == summary["coordinate_descent"]["best_feasible"]["arch"]
+    assert "latency_ms_raspi4 <= 25" in proc.stdout and summary["best"]["arch"] in proc.stdout
+    # The unconstrained best (over the limit here) is kept, but is not the headline.
+    assert summary["best_unconstrained"]["metrics"]["latency_ms_raspi4"] > 25
+
+
+def test_ignored_dataset_is_a_warning_and_the_summary_names_what_measured(tmp_path: Path) -> None:
+    proc = _nas_search(tmp_path, "dataset=synthetic", "budget.evaluations=3", "hydra.run.dir=run")
+    assert proc.returncode == 0, proc.stderr
+    assert "dataset=synthetic has no effect" in proc.stderr and "has no effect" not in proc.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["oracle"] == "TabularOracle" and summary["dataset"] is None and summary["space"] == "nb201"
+    assert "measured by  oracle TabularOracle" in proc.stdout
+
+
+def test_table_that_covers_nothing_useful_says_so_and_exits_non_zero(tmp_path: Path) -> None:
+    space = get_space("nb201")
+    rng = np.random.default_rng(0)
+    rows = {space.sample(rng).string for _ in range(5)}
+    (tmp_path / "t.csv").write_text("arch,accuracy\n" + "".join(f"{a},50\n" for a in sorted(rows)))
+    # random search (seed 3) asks none of those five cells: every evaluation fails
+    proc = _nas_search(tmp_path, f"oracle.table={tmp_path / 't.csv'}", "oracle.objective=accuracy",
+                       "strategy=random", "seed=3", "budget.evaluations=3", "hydra.run.dir=run")
+    assert "covers 5 of the 15625 architectures" in proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best"] is None and summary["failures"] == 3
+    assert proc.returncode == 1 and "no successful evaluation" in proc.stderr
