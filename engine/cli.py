@@ -88,8 +88,44 @@ def _undo_hydra_outputs() -> None:
         logging.getLogger("engine").debug("could not undo Hydra's outputs: %s", exc)
 
 
+# Launchers that come from an optional extra: hydra/launcher=<name> -> (module, extra).
+_LAUNCHER_EXTRAS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "launchers"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "launchers"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "launchers"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "launchers"),
+}
+
+
+def missing_launcher(argv: list[str]) -> str | None:
+    """The one-line refusal for a ``hydra/launcher=`` whose plugin is not installed, else None.
+
+    Hydra's own message (``Could not find 'hydra/launcher/joblib'``) does not say
+    that the launcher ships as an extra of this package.
+    """
+    import importlib.util
+
+    for arg in argv:
+        if arg.startswith("hydra/launcher="):
+            name = arg.split("=", 1)[1]
+            module, extra = _LAUNCHER_EXTRAS.get(name, (None, None))
+            if module is not None and importlib.util.find_spec(module) is None:
+                return (f"hydra/launcher={name} needs the Hydra launcher plugin {module.split('.')[-1]}:"
+                        f" pip install 'nas-engine[{extra}]'")
+    return None
+
+
+def main() -> None:
+    """``nas-search``: refuse a launcher that is not installed, then hand over to Hydra."""
+    message = missing_launcher(sys.argv[1:])
+    if message is not None:
+        sys.stderr.write(f"nas-search: {message}\n")
+        sys.exit(2)
+    _main()
+
+
 @hydra.main(version_base=None, config_path=config_dir(), config_name="config")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     """Run one search (or one job of a ``-m`` sweep) and print its summary."""
     try:
         hc = HydraConfig.get()
@@ -112,6 +148,6 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     # Run through the module ``engine.cli``, not ``__main__``: Hydra instantiates
     # OutputGuard from ``engine.cli``, so its snapshot must be the one main() reads.
-    from engine.cli import main as _main
+    from engine.cli import main as entry
 
-    _main()
+    entry()

@@ -79,3 +79,12 @@ def test_table_that_covers_nothing_useful_says_so_and_exits_non_zero(tmp_path: P
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["best"] is None and summary["failures"] == 3
     assert proc.returncode == 1 and "no successful evaluation" in proc.stderr
+
+
+def test_launcher_from_a_missing_extra_is_refused_with_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import cli
+
+    assert cli.missing_launcher(["seed=1"]) is None
+    monkeypatch.setitem(cli._LAUNCHER_EXTRAS, "joblib", ("hydra_plugins.not_installed_launcher", "launchers"))
+    message = cli.missing_launcher(["-m", "hydra/launcher=joblib", "seed=0,1"])
+    assert message is not None and "pip install 'nas-engine[launchers]'" in message
