@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from engine.strategies import Strategy, create_strategy
 from engine.types import DEFAULT_FIDELITY, Evaluation, Oracle
 
 _log = logging.getLogger("engine")
+# Close to the start of the process: the summary's whole-process time includes oracle preparation
+# (supernet training), which the search's own wall clock does not.
+_PROCESS_START = time.monotonic()
 
 # Keys that may change between a killed run and its resume.
 _RESUME_FREE_KEYS = ("resume", "tracker", "progress")
@@ -267,6 +271,7 @@ def summarize(
         "stop_reason": result.stop_reason,
         "oracle_seconds": result.oracle_seconds,
         "wall_seconds": result.wall_seconds,
+        "process_seconds": time.monotonic() - _PROCESS_START,
         "best": evaluation_record(result.best) if result.best is not None else None,
         "journal": str(journal_path) if journal_path is not None else None,
     }
@@ -305,7 +310,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"strategy {summary['strategy']} on space {summary['space']} (seed {summary['seed']})",
         *([f"  measured by  {', '.join(measured)}"] if measured else []),
         f"  evaluations  {summary['evaluations']}  (failed {summary['failures']}; stopped: {summary['stop_reason']})",
-        f"  time         {summary['wall_seconds']:.1f} s wall, {summary['oracle_seconds']:.1f} s oracle",
+        f"  time         {summary['wall_seconds']:.1f} s search wall, {summary['oracle_seconds']:.1f} s oracle"
+        + (f"; {summary['process_seconds']:.1f} s this process (oracle preparation such as supernet training included)"
+           if "process_seconds" in summary else ""),
     ]
     best = summary.get("best")
     constraint = summary.get("constraint")
