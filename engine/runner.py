@@ -213,7 +213,7 @@ def prepare_oracles(oracles: dict[str, Oracle]) -> None:
         if callable(prepare):
             try:
                 prepare()
-            except (ValueError, OSError) as exc:
+            except (ValueError, OSError, FloatingPointError) as exc:  # FloatingPointError: a diverged supernet
                 key = "oracle" if fid == DEFAULT_FIDELITY else f"fidelities.{fid}"
                 text = " ".join(str(exc).split())  # one line, even when torch's message has many
                 raise ConfigError(f"{key}: {text}") from None

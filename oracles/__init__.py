@@ -7,7 +7,13 @@ does not pay for torch.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+# torch.utils.cpp_extension warns "No CUDA runtime is found, using CUDA_HOME=..." when it is imported
+# (by torch.export, flop counting) on a CPU-only machine that has a CUDA directory: nothing here
+# compiles extensions, so the line is noise in every command's output.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 __all__ = ["load_exported"]
 

@@ -16,7 +16,6 @@ network must be importable there) and loads the weights; nothing is unpickled.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -124,8 +123,6 @@ def save_export(
     tmp.replace(out / WEIGHTS_FILE)
     try:
         # the batch dimension stays dynamic: the program takes any number of examples
-        # torch.export imports cpp_extension, which warns about CUDA_HOME on CPU-only machines: noise here.
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         program = torch.export.export(model, (example.cpu(),), dynamic_shapes=({0: torch.export.Dim.AUTO},))
         tmp = out / f"tmp-{PROGRAM_FILE}"  # torch.export wants the .pt2 suffix
         torch.export.save(program, str(tmp))

@@ -88,3 +88,12 @@ def test_launcher_from_a_missing_extra_is_refused_with_the_install_hint(monkeypa
     monkeypatch.setitem(cli._LAUNCHER_EXTRAS, "joblib", ("hydra_plugins.not_installed_launcher", "launchers"))
     message = cli.missing_launcher(["-m", "hydra/launcher=joblib", "seed=0,1"])
     assert message is not None and "pip install 'nas-engine[launchers]'" in message
+
+
+def test_diverged_supernet_is_a_one_line_refusal(tmp_path: Path) -> None:
+    proc = _nas_search(tmp_path, "oracle=supernet", "dataset=digits", "supernet.lr=1e12", "supernet.epochs=2",
+                       "budget.evaluations=4")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "[ERROR]" in line]  # after the supernet's log lines
+    assert len(errors) == 1 and "diverged" in errors[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert _tree(tmp_path) == []
