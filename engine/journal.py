@@ -58,11 +58,44 @@ def _from_json(text: str) -> dict[str, float]:
     return {k: float(v) for k, v in json.loads(text).items()}
 
 
+def _acquire_lock(lock_path: Path, journal_path: Path, attempts: int = 100) -> int:
+    """Open and exclusively lock ``lock_path``; the descriptor holding the lock.
+
+    The holder removes the lock file when it closes, so between our ``open`` and
+    our ``flock`` the file may have been removed (and possibly recreated and
+    locked by a third process): a lock on the removed file protects nothing.
+    After locking, the path must therefore still name the locked file; if not,
+    the lock is dropped and taken again on the file now at the path.
+
+    Raises:
+        JournalError: if another process holds the lock.
+    """
+    for _ in range(attempts):
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalError(
+                f"journal {journal_path} is in use by another search; wait for it or choose another output directory"
+            ) from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock_path)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # we locked a file its holder has just removed: try again on the current one
+    raise JournalError(f"journal {journal_path}: its lock file {lock_path} keeps being replaced; is another search"
+                       " opening and closing it in a loop?")
+
+
 class Journal:
     """An SQLite journal of evaluations and strategy snapshots.
 
     Opening takes an exclusive lock (``<path>.lock``, released by the OS even
     when the process is killed), so two searches never write one journal.
+    :meth:`close` removes the lock file, so a finished run leaves none; a
+    killed process leaves an empty, unlocked one that the next open reuses.
 
     Args:
         path: The SQLite file; created if missing.
@@ -75,14 +108,10 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            raise JournalError(
-                f"journal {self.path} is in use by another search; wait for it or choose another output directory"
-            ) from None
+        self._lock_path = Path(f"{self.path}.lock")
+        self._lock_fd = -1
+        self._lock_fd = _acquire_lock(self._lock_path, self.path)
+        self._lock_pid = os.getpid()
         try:
             if self.path.exists():
                 self._check_existing()
@@ -150,13 +179,28 @@ class Journal:
             db.close()
 
     def close(self) -> None:
-        """Close the database and release the lock."""
+        """Close the database, remove the lock file and release the lock.
+
+        The file is removed while the lock is still held, and only when the path
+        still names the file this journal locked, so a lock another process holds
+        is never removed; an opener that raced with the removal notices it
+        locked a removed file and locks the new one (:func:`_acquire_lock`). A
+        process forked from the opener shares the lock, so there ``close`` only
+        closes its copy of the descriptor: unlocking or removing would take the
+        lock away from the process that owns it.
+        """
         db = getattr(self, "_db", None)
         if db is not None:
             db.close()
             self._db = None  # type: ignore[assignment]
         if self._lock_fd >= 0:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            if os.getpid() == self._lock_pid:
+                try:
+                    if os.path.samestat(os.fstat(self._lock_fd), os.stat(self._lock_path)):
+                        self._lock_path.unlink()
+                except OSError:  # already gone, or a read-only directory: an empty lock file harms nobody
+                    pass
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = -1
 

@@ -378,7 +378,7 @@ def check_run_options(cfg: DictConfig) -> None:
         node = cfg._get_node(key)
         if key == "hydra" or not OmegaConf.is_config(node):
             if OmegaConf.is_missing(cfg, key):
-                raise ConfigError(f"{key} is required (it has no default): give it on the command line")
+                raise ConfigError(f"{key!s} is required (it has no default): give it on the command line")
             continue
         try:
             OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
@@ -449,7 +449,7 @@ def _run_search(
     finally:
         journal.close()
         if discard:
-            for leftover in (journal_path, *(Path(f"{journal_path}{s}") for s in ("-wal", "-shm", ".lock"))):
+            for leftover in (journal_path, *(Path(f"{journal_path}{s}") for s in ("-wal", "-shm"))):
                 leftover.unlink(missing_ok=True)
             if not parent_existed and not any(journal_path.parent.iterdir()):
                 journal_path.parent.rmdir()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import math
 import multiprocessing as mp
+import os
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +125,111 @@ def test_serialize_round_trip() -> None:
         serialize.dumps({"x": object()})
     with pytest.raises(ValueError, match="object arrays"):
         serialize.loads('{"__ndarray__": "", "dtype": "|O", "shape": [0]}')
+
+
+def _lock_file(path: Path) -> Path:
+    return Path(f"{path}.lock")
+
+
+def test_close_removes_the_lock_file(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    Journal(path).close()
+    assert not _lock_file(path).exists()
+    with Journal(path) as j:
+        assert _lock_file(path).exists()  # held while open
+        j.append(_evals()[:1])
+    assert not _lock_file(path).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j.sqlite"]
+    path.write_bytes(b"not a journal")  # a refused open closes too, and leaves no lock behind
+    with pytest.raises(JournalError):
+        Journal(path)
+    assert not _lock_file(path).exists()
+
+
+def test_a_stale_lock_file_of_a_killed_search_is_reused_then_removed(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    _lock_file(path).touch()  # what a killed process leaves: an empty file nobody locks
+    with Journal(path), pytest.raises(JournalError, match="in use"):
+        Journal(path)
+    assert not _lock_file(path).exists()
+
+
+def test_an_open_racing_with_the_removal_does_not_lock_the_removed_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between our open and our flock the holder closes (removing the file) and a third search locks a new one."""
+    import engine.journal as journal_module
+
+    path = tmp_path / "j.sqlite"
+    real_flock = fcntl.flock
+    third: list[int] = []
+
+    def racing_flock(fd: int, op: int) -> None:
+        if not third and op & fcntl.LOCK_EX:
+            os.unlink(_lock_file(path))
+            third.append(os.open(_lock_file(path), os.O_RDWR | os.O_CREAT, 0o644))
+            real_flock(third[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        real_flock(fd, op)
+
+    monkeypatch.setattr(journal_module.fcntl, "flock", racing_flock)
+    with pytest.raises(JournalError, match="in use"):  # the third search holds the journal now
+        Journal(path)
+    monkeypatch.undo()
+    real_flock(third[0], fcntl.LOCK_UN)
+    os.close(third[0])
+    with Journal(path) as j:  # once it is gone, the journal opens and its lock is the file at the path
+        assert os.path.samestat(os.fstat(j._lock_fd), os.stat(_lock_file(path)))
+
+
+def _close_inherited(journal: Journal) -> None:
+    journal.close()
+
+
+def test_a_forked_child_closing_an_inherited_journal_keeps_the_parents_lock(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    ctx = mp.get_context("fork")
+    with Journal(path) as j:
+        p = ctx.Process(target=_close_inherited, args=(j,))
+        p.start()
+        p.join(30)
+        assert p.exitcode == 0
+        assert _lock_file(path).exists()
+        with pytest.raises(JournalError, match="in use"):
+            Journal(path)
+        j.append(_evals()[:1])  # the parent's journal still works
+    assert not _lock_file(path).exists()
+
+
+def _open_close_many(path: str, marker: str, n: int, queue: mp.Queue) -> None:
+    opened = overlaps = 0
+    for _ in range(n):
+        try:
+            j = Journal(path)
+        except JournalError:
+            continue
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # fails if another holder is inside
+        except FileExistsError:
+            overlaps += 1
+        else:
+            opened += 1
+            os.close(fd)
+            os.unlink(marker)
+        j.close()
+    queue.put((opened, overlaps))
+
+
+def test_opens_stay_exclusive_while_closes_remove_the_lock_file(tmp_path: Path) -> None:
+    path, marker = str(tmp_path / "j.sqlite"), str(tmp_path / "inside")
+    Journal(path).close()
+    ctx = mp.get_context("fork")
+    queue: mp.Queue = ctx.Queue()
+    procs = [ctx.Process(target=_open_close_many, args=(path, marker, 40, queue)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert sum(o for o, _ in results) > 0
+    assert [v for _, v in results] == [0, 0, 0]  # never two holders at once
+    assert not _lock_file(Path(path)).exists()

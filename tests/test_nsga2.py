@@ -13,7 +13,7 @@ from engine.cli import config_dir
 from engine.runner import run_search
 from engine.spaces import get_space
 from engine.strategies import Strategy, create_strategy
-from engine.strategies._nsga2 import hypervolume, pareto_front
+from engine.strategies._nsga2 import default_reference, hypervolume, pareto_front
 from engine.testing import ToyOracle
 from engine.types import Evaluation
 
@@ -127,3 +127,45 @@ def test_a_metric_list_uses_the_first_name_the_oracle_reports() -> None:
     assert [o["metric"] for o in rep["objectives"]] == ["objective", "latency_ms"]
     lat = {e.arch.string: e.metrics["latency_ms"] for e in s.history}
     assert all(p["latency_ms"] == lat[p["arch"]] for p in rep["pareto_front"])
+
+
+def test_default_reference_is_the_worst_value_pushed_out_by_a_tenth_of_the_range() -> None:
+    points = [(90.0, 1.0), (80.0, 11.0), (85.0, 4.0), (70.0, float("nan"))]  # a non-finite point is ignored
+    assert default_reference(points, (1.0, -1.0)) == pytest.approx((79.0, 12.0))
+    assert default_reference([(0.5, 3.0)], (1.0, -1.0)) == pytest.approx((0.45, 3.3))  # one point: 10% of it
+    assert default_reference([(0.0, 0.0)], (1.0, -1.0)) == pytest.approx((-0.1, 0.1))
+    assert default_reference([], (1.0, -1.0)) is None
+
+
+def test_without_a_reference_the_summary_names_one_on_the_datas_scale(tmp_path: Path) -> None:
+    """The latency table spans a few ms: a fixed (80, 100) would dwarf it; the derived reference follows the data."""
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose(
+            config_name="config",
+            overrides=["strategy=nsga2", "oracle=tabular", "space=nb201", "budget.evaluations=40", "seed=1",
+                       "tracker=none", "strategy.reference=null"],
+        )
+    rep = run_search(cfg, tmp_path)["nsga2"]
+    assert json.loads((tmp_path / "summary.json").read_text())["nsga2"]["reference"] == rep["reference"]
+    assert rep["reference_source"].startswith("derived")
+    from engine.journal import Journal
+
+    with Journal(tmp_path / "journal.sqlite") as j:
+        seen = [(e.metrics["val_acc"], e.metrics["latency_ms_raspi4"]) for _, e in j.evaluations() if e.ok]
+    acc, lat = zip(*seen)
+    ref_acc, ref_lat = rep["reference"]
+    assert ref_acc == pytest.approx(min(acc) - 0.1 * (max(acc) - min(acc)))
+    assert ref_lat == pytest.approx(max(lat) + 0.1 * (max(lat) - min(lat)))
+    front = [(p["val_acc"], p["latency_ms_raspi4"]) for p in rep["pareto_front"]]
+    assert rep["hypervolume"] == pytest.approx(_hv2d(front, (ref_acc, ref_lat))) and rep["hypervolume"] > 0
+
+
+def test_an_explicit_reference_is_kept_and_named() -> None:
+    space = get_space("nb201")
+    objectives = [{"metric": "objective", "direction": "max"}, {"metric": "params", "direction": "min"}]
+    s = create_strategy("nsga2", space, seed=0, objectives=objectives, reference=[40, 6])
+    _drive(s, ToyOracle(space, seed=0), 20)
+    rep = s.report()
+    assert rep["reference"] == [40.0, 6.0] and rep["reference_source"] == "strategy.reference"
+    pts = [(e.objective, e.metrics["params"]) for e in s.history]
+    assert rep["hypervolume"] == pytest.approx(hypervolume(pts, (1.0, -1.0), (40.0, 6.0)))

@@ -141,7 +141,7 @@ def test_pareto_fronts_from_summary(tmp_path: Path) -> None:
                  summary_extra={"nsga2": report})
     result = write_report(root)
     assert (root / "report" / "pareto.png").is_file()
-    assert "front sizes [4, 4], hypervolume 100.5000 ± 0.7071" in result["markdown"]
+    assert "front sizes [4, 4], hypervolume 100.50 ± 0.71" in result["markdown"]
 
 
 def test_a_running_job_is_skipped_with_a_warning(sweep: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -190,3 +190,88 @@ def test_gap_json_of_nas_gap_alone_gives_the_scatter(tmp_path: Path) -> None:
     cheap = [np.mean([seeds[s]["val_acc"][a] for s in seeds]) for a in archs]
     tau = kendall_tau(cheap, [truth[a] for a in archs])
     assert f"| `uniform` | supernet | stand-alone | 20 | {tau:.3f} |" in result["markdown"]
+
+
+# -- printed output is true and formatted by its scale ------------------------------
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every matplotlib figure the report makes, to inspect what the PNGs show."""
+    from engine.tracking import report
+
+    made: list[Any] = []
+    original = report._figure
+
+    def capture(width: float, height: float) -> Any:
+        fig = original(width, height)
+        made.append(fig)
+        return fig
+
+    monkeypatch.setattr(report, "_figure", capture)
+    return made
+
+
+def _table_rows(md: str) -> dict[str, list[str]]:
+    return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in md.splitlines() if line.startswith("| `")}
+
+
+def test_a_single_run_on_a_unit_scale_has_four_decimals_and_no_spread(tmp_path: Path, figures: list[Any]) -> None:
+    root = tmp_path / "run"
+    make_job(root, 0, "alpha", 0, [("default", 0.5, 0.41), ("default", 0.9612, 0.95873), ("default", 0.7, 0.6)])
+    result = write_report(root / "0")
+    md = result["markdown"]
+    assert _table_rows(md)["`alpha`"] == ["1", "0.9587", "0.9612", "4"]  # not 0.96 ± 0.00
+    assert "±" not in md and "+-" not in md
+    assert "1 job in 1 group" in md and "one run per group, so no spread" in md
+    (fig,) = figures
+    title = fig._suptitle.get_text()
+    assert "1 run" in title and "mean over seeds" not in title
+
+
+def test_several_seeds_on_a_percent_scale_keep_two_decimals_and_the_spread(sweep: Path, figures: list[Any]) -> None:
+    md = write_report(sweep, budgets=[2])["markdown"]
+    assert _table_rows(md)["`alpha`"][1] == "91.00 ± 1.00"
+    assert "mean ± std over seeds" in md
+    assert figures[0]._suptitle.get_text().startswith("mean over seeds")
+
+
+def test_best_so_far_shows_the_earliest_points_and_its_legend_covers_no_final_point(
+    tmp_path: Path, figures: list[Any]
+) -> None:
+    root = tmp_path / "sweep"
+    # A poor first evaluation, then a long plateau: a zoom on the later part would cut the first points off.
+    rows = [("default", 10.0, 12.0), *[("default", 90.0 + i / 10, 93.0 + i / 10) for i in range(39)]]
+    make_job(root, 0, "alpha", 0, rows)
+    make_job(root, 1, "beta", 0, rows[::-1][:1] + rows[1:], start=40)
+    write_report(root)
+    (fig,) = figures
+    fig.canvas.draw()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+    assert legends
+    for ax in fig.axes:
+        low, high = ax.get_ylim()
+        for line in ax.get_lines():
+            y = np.asarray(line.get_ydata(), dtype=float)
+            y = y[np.isfinite(y)]
+            assert low < y.min() and y.max() < high  # the earliest points lie inside, with a margin
+            x_end, y_end = line.get_xdata()[-1], line.get_ydata()[-1]
+            px, py = ax.transData.transform((x_end, y_end))
+            for legend in legends:
+                assert not legend.get_window_extent().contains(px, py)
+
+
+def test_gap_scatter_has_stand_alone_on_x_and_supernet_on_y_like_nas_gap(tmp_path: Path, figures: list[Any]) -> None:
+    archs = [a.string for a in ARCHS[:6]]
+    truth = {a: 0.5 + 0.05 * i for i, a in enumerate(archs)}  # stand-alone
+    inherited = {a: 0.2 + 0.01 * i for i, a in enumerate(archs)}  # supernet, another scale on purpose
+    gap = {"standalone": {"mean_val_acc": truth}, "settings": [{"name": "uniform", "seeds": {"0": {"val_acc":
+           inherited}}}], "proxies": {}}
+    (tmp_path / "gap").mkdir()
+    (tmp_path / "gap" / "gap.json").write_text(json.dumps(gap))
+    write_report(tmp_path / "gap")
+    (fig,) = figures
+    ax = fig.axes[0]
+    xy = ax.collections[0].get_offsets()
+    assert sorted(xy[:, 0].tolist()) == pytest.approx(sorted(truth.values()))
+    assert sorted(xy[:, 1].tolist()) == pytest.approx(sorted(inherited.values()))
+    assert "stand-alone" in ax.get_xlabel() and "inherited" in ax.get_ylabel()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from engine.spaces import Architecture, ChainSpace, ChoicesSpace, SearchSpace, get_space, list_spaces
 from engine.testing import SPACE_CHECKS, SPACE_PARAMS, check_space
@@ -31,7 +32,10 @@ def _params(name: str) -> dict[str, Any]:
     if path.exists():
         node = OmegaConf.load(path)
         assert node.name == name, f"{path} names space {node.name!r}"
-        return OmegaConf.to_container(node.get("params", {}), throw_on_missing=True)  # type: ignore[return-value]
+        try:
+            return OmegaConf.to_container(node.get("params", {}), throw_on_missing=True)  # type: ignore[return-value]
+        except MissingMandatoryValue:  # the user must give it: check with the suite's own options
+            assert name in SPACE_PARAMS, f"{path} leaves a value open and SPACE_PARAMS has no {name!r}"
     return SPACE_PARAMS.get(name, {})
 
 

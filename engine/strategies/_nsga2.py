@@ -146,6 +146,43 @@ def hypervolume(
     return float(deap_hypervolume(inds, ref=ref))
 
 
+REFERENCE_MARGIN = 0.1
+"""How far a derived reference point lies beyond the worst value seen, as a fraction of the observed range."""
+
+
+def default_reference(
+    points: Sequence[tuple[float, ...]], signs: Sequence[float], margin: float = REFERENCE_MARGIN
+) -> tuple[float, ...] | None:
+    """A hypervolume reference point from the data: per objective, the worst value seen pushed out by ``margin``.
+
+    The nadir of the observed points, shifted by ``margin`` times each objective's
+    observed range (the usual choice, e.g. Ishibuchi et al., "How to specify a
+    reference point in hypervolume calculation", GECCO 2018), so the reference is
+    on the scale of the data whatever its units (a latency table of 1-11 ms or
+    one of 10-200 ms) and the extreme points of the front still add volume (a
+    reference at the worst value itself would give them none). An objective
+    whose values are all equal is pushed out by ``margin`` of its magnitude (1
+    when it is 0). Non-finite values are ignored. The result depends on what
+    the run saw, so hypervolumes of runs with derived references are not
+    comparable: pass an explicit reference for that.
+
+    Returns:
+        One value per objective in the metrics' units, or ``None`` when no point
+        has a finite value for every objective.
+    """
+    finite = [p for p in points if len(p) == len(signs) and all(np.isfinite(p))]
+    if not finite:
+        return None
+    arr = np.asarray(finite, dtype=float)
+    out = []
+    for i, s in enumerate(signs):
+        lo, hi = float(arr[:, i].min()), float(arr[:, i].max())
+        worst = lo if s > 0 else hi
+        span = hi - lo if hi > lo else (abs(worst) or 1.0)
+        out.append(worst - s * margin * span)
+    return tuple(out)
+
+
 @register("nsga2")
 class NSGA2(Strategy):
     """NSGA-II (Deb, Pratap, Agarwal & Meyarivan, IEEE TEC 2002), as in multi-objective NAS.
@@ -176,8 +213,11 @@ class NSGA2(Strategy):
             the metric ``objective`` is the evaluation's objective; a list of
             names means the first one the oracle reports.
         reference: Hypervolume reference point, one value per objective in the
-            metrics' units (a worst acceptable value each); ``None`` uses the
-            worst value seen per objective, which is not comparable across runs.
+            metrics' units (a worst acceptable value each); ``None`` derives it
+            from the evaluations seen (:func:`default_reference`: the worst value
+            of each objective pushed out by 10% of its observed range), which
+            suits any scale but is not comparable across runs. :meth:`report`
+            says which reference was used and where it came from.
         population: Population size kept by the environmental selection.
         offspring: Children told between two selections.
         tournament: Parents drawn per crowded-comparison tournament.
@@ -298,20 +338,29 @@ class NSGA2(Strategy):
         return [evs[i][0] for i in pareto_front([v for _, v in evs], self.signs)]
 
     def report(self) -> dict[str, Any]:
-        """The Pareto front (architectures and objective values) and its hypervolume."""
+        """The Pareto front (architectures and objective values), its hypervolume and the reference point used.
+
+        ``reference_source`` is ``"strategy.reference"`` for a reference the user
+        gave, and starts with ``"derived"`` (followed by the rule) for one from
+        the data (:func:`default_reference`), so ``summary.json`` says whether its
+        hypervolume can be compared with another run's.
+        """
         front = self.front()
         points = [objective_values(ev, self.objectives) or () for ev in front]
         reference = self.reference
+        source = "strategy.reference"
         if reference is None:
             all_points = [v for ev in self.history if (v := objective_values(ev, self.objectives)) is not None]
-            reference = tuple(
-                (min if s > 0 else max)(p[i] for p in all_points) for i, s in enumerate(self.signs)
-            ) if all_points else None
+            reference = default_reference(all_points, self.signs)
+            source = (
+                f"derived: worst value seen per objective, pushed out by {REFERENCE_MARGIN:.0%} of its observed range"
+            )
         # The metric each objective resolved to (the first listed name the oracle reports).
         names = metric_names(front[0], self.objectives) if front else [n[0] for n, _ in self.objectives]
         return {
             "objectives": [{"metric": m, "direction": "max" if s > 0 else "min"} for m, s in zip(names, self.signs)],
             "reference": list(reference) if reference is not None else None,
+            "reference_source": source if reference is not None else None,
             "hypervolume": hypervolume(points, self.signs, reference) if reference is not None else None,
             "pareto_front": [
                 {"arch": ev.arch.string, **dict(zip(names, p))}

@@ -232,23 +232,60 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
 
 
-def _cell(values: Sequence[float], digits: int) -> str:
+def decimals(values: Sequence[float]) -> int:
+    """Decimals that suit the scale of ``values``, so a column never shows more or less precision than it has.
+
+    An accuracy on a 0-1 scale needs 4 decimals to show what 2 show on a 0-100
+    scale (``0.9612`` vs ``96.12``); values far below 1 keep three significant
+    digits, so a small number never prints as ``0.0000``.
+    """
+    finite = [abs(float(x)) for x in values if math.isfinite(float(x))]
+    top = max(finite, default=0.0)
+    if top == 0.0 or top > 1.0:
+        return 2
+    if top >= 0.01:
+        return 4
+    return min(12, 2 - math.floor(math.log10(top)))
+
+
+def _cell(values: Sequence[float], digits: int | None = None) -> str:
+    """Mean ± sample std of the finite values; the mean alone for one value (a spread of one run says nothing).
+
+    ``digits`` ``None`` picks the decimals from the values' scale (:func:`decimals`).
+    """
     m, s, n = mean_std(values)
     if n == 0:
         return "-"
-    return f"{m:.{digits}f} ± {s:.{digits}f}"
+    d = decimals(values) if digits is None else digits
+    if n == 1:
+        return f"{m:.{d}f}"
+    return f"{m:.{d}f} ± {s:.{d}f}"
 
 
-def markdown_table(jobs: Sequence[Job], metric: str, budgets: Sequence[int], digits: int = 2) -> str:
-    """Per group: jobs, then mean ± std of ``metric`` of the pick at each budget, then of the final objective."""
+def markdown_table(jobs: Sequence[Job], metric: str, budgets: Sequence[int], digits: int | None = None) -> str:
+    """Per group: jobs, then mean ± std of ``metric`` of the pick at each budget, then of the final objective.
+
+    ``digits`` ``None`` formats each column by the scale of its values (4 decimals
+    for a 0-1 accuracy, 2 for a percentage), the same for every row so that rows
+    compare digit by digit. A cell of a single run has no ``±``.
+    """
     header = ["", "jobs", *[f"{metric} @ {b}" for b in budgets], f"{objective_name(jobs)} (final)", "evaluations"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---:", *["---:"] * (len(header) - 2)]) + "|"]
+    rows: list[tuple[str, int, list[list[float]], list[float]]] = []
     for label, members in groups(jobs).items():
         trajs = [j.trajectory(metric) for j in members]
-        cells = [_cell([at_budget(pick, b) for _, pick in trajs], digits) for b in budgets]
-        final = _cell([at_budget(best, len(best)) for best, _ in trajs], digits)
+        per_budget = [[at_budget(pick, b) for _, pick in trajs] for b in budgets]
+        final = [at_budget(best, len(best)) for best, _ in trajs]
+        rows.append((label, len(members), per_budget, final))
+    if digits is None:
+        metric_digits = decimals([v for _, _, per_budget, _ in rows for col in per_budget for v in col])
+        final_digits = decimals([v for *_, final in rows for v in final])
+    else:
+        metric_digits = final_digits = digits
+    for (label, n_jobs, per_budget, final), members in zip(rows, groups(jobs).values()):
+        cells = [_cell(col, metric_digits) for col in per_budget]
         n_eval = _cell([float(len(j.evaluations)) for j in members], 0)
-        lines.append("| " + " | ".join([f"`{label}`", str(len(members)), *cells, final, n_eval]) + " |")
+        lines.append("| " + " | ".join([f"`{label}`", str(n_jobs), *cells, _cell(final, final_digits), n_eval]) + " |")
     return "\n".join(lines)
 
 
@@ -314,34 +351,45 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
-def _focus_ylim(ax: Any, curves: Sequence[np.ndarray], lows: Sequence[np.ndarray], highs: Sequence[np.ndarray]) -> None:
-    """Zoom on the mean curves after the first tenth of the run, where strategies differ.
+def _data_ylim(ax: Any, curves: Sequence[np.ndarray], lows: Sequence[np.ndarray], highs: Sequence[np.ndarray]) -> None:
+    """Y-limits that hold every point of every mean curve, the earliest ones included, with a 5% margin.
 
-    Bands may reach up to half the spread of the means beyond it; wider bands
-    (few seeds) are cut rather than squashing the curves into a flat line.
+    A zoom on the later part of the run would push the first evaluations below the
+    axis and hide how fast each strategy got there. Bands may reach up to half the
+    spread of the means beyond it; wider bands (few seeds, ``ci``) are cut rather
+    than squashing the curves into a flat line.
     """
-    m_lo, m_hi, b_lo, b_hi = [], [], [], []
-    for mean, lo, hi in zip(curves, lows, highs):
-        start = max(1, len(mean) // 10)
-        seg = mean[start:]
-        ok = np.isfinite(seg)
-        if ok.any():
-            m_lo.append(seg[ok].min())
-            m_hi.append(seg[ok].max())
-            b_lo.append(np.nanmin(lo[start:][ok]))
-            b_hi.append(np.nanmax(hi[start:][ok]))
-    if not m_lo:
+    finite = [(m[np.isfinite(m)], lo[np.isfinite(lo)], hi[np.isfinite(hi)]) for m, lo, hi in zip(curves, lows, highs)]
+    finite = [t for t in finite if t[0].size]
+    if not finite:
         return
-    lo_m, hi_m = min(m_lo), max(m_hi)
+    lo_m = min(float(m.min()) for m, _, _ in finite)
+    hi_m = max(float(m.max()) for m, _, _ in finite)
     spread = hi_m - lo_m if hi_m > lo_m else max(1e-3, abs(hi_m) * 0.01)
-    lo = max(min(b_lo), lo_m - 0.5 * spread)
-    hi = min(max(b_hi), hi_m + 0.5 * spread)
-    pad = 0.05 * (hi - lo) if hi > lo else 0.5 * spread
-    ax.set_ylim(lo - pad, hi + pad)
+    b_lo = min((float(lo.min()) for _, lo, _ in finite if lo.size), default=lo_m)
+    b_hi = max((float(hi.max()) for _, _, hi in finite if hi.size), default=hi_m)
+    low = min(lo_m, max(b_lo, lo_m - 0.5 * spread))
+    high = max(hi_m, min(b_hi, hi_m + 0.5 * spread))
+    pad = 0.05 * (high - low) if high > low else 0.5 * spread
+    ax.set_ylim(low - pad, high + pad)
+
+
+def _runs_title(counts: Sequence[int], band: str, level: float) -> str:
+    """What the curves are: one run each (no band), or a mean over seeds with its band."""
+    if counts and max(counts) == 1:
+        return "1 run per group (no band: one seed)" if len(counts) > 1 else "1 run (no band: one seed)"
+    title = f"mean over seeds, band: {band_label(band, level)}"
+    if counts and min(counts) == 1:
+        title += " (none for a group of 1 run)"
+    return title
 
 
 def plot_best_so_far(jobs: Sequence[Job], metric: str, path: Path, band: str = "sem", level: float = 0.95) -> Path:
-    """Best objective so far and ``metric`` of the pick vs evaluations: mean and confidence band per group."""
+    """Best objective so far and ``metric`` of the pick vs evaluations: mean and confidence band per group.
+
+    The curves are steps (a pick holds until a better one is found); the legend
+    sits beside the panels so it never covers the final points.
+    """
     import matplotlib
 
     fig = _figure(12, 4.6)
@@ -350,17 +398,21 @@ def plot_best_so_far(jobs: Sequence[Job], metric: str, path: Path, band: str = "
     objective = objective_name(jobs)
     titles = [f"best {objective} so far", f"{metric} of the pick (best {objective} so far)"]
     per_panel: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[], []]
+    counts: list[int] = []
     for gi, (label, members) in enumerate(groups(jobs).items()):
         trajs = [j.trajectory(metric) for j in members if j.evaluations]
         if not trajs:
             continue
+        counts.append(len(trajs))
         for panel, ax in enumerate(axes):
             mat = _padded([t[panel] for t in trajs])
             mean, lo, hi = confidence_band(mat, band, level)
             x = np.arange(1, mat.shape[1] + 1)
             color = colors(gi % 10)
-            ax.plot(x, mean, color=color, lw=1.8, label=f"{label} (n={len(trajs)})")
-            ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+            name = f"{label} (1 run)" if len(trajs) == 1 else f"{label} (n={len(trajs)} seeds)"
+            ax.plot(x, mean, color=color, lw=1.8, drawstyle="steps-post", label=name if panel == 0 else None)
+            if len(trajs) > 1:
+                ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0, step="post")
             per_panel[panel].append((mean, lo, hi))
     for panel, ax in enumerate(axes):
         ax.set_title(titles[panel], fontsize=11)
@@ -369,9 +421,9 @@ def plot_best_so_far(jobs: Sequence[Job], metric: str, path: Path, band: str = "
         ax.grid(True, alpha=0.3)
         if per_panel[panel]:
             means, lows, highs = zip(*per_panel[panel])
-            _focus_ylim(ax, means, lows, highs)
-    axes[1].legend(loc="lower right", fontsize=8, framealpha=0.9)
-    fig.suptitle(f"mean over seeds, band: {band_label(band, level)}", fontsize=10)
+            _data_ylim(ax, means, lows, highs)
+    fig.legend(loc="outside right upper", fontsize=8, framealpha=0.9)
+    fig.suptitle(_runs_title(counts, band, level), fontsize=10)
     fig.savefig(path)
     return path
 
@@ -461,7 +513,11 @@ def gap_json_pairs(root: Path) -> dict[str, tuple[str, str, list[tuple[str, floa
 
 
 def plot_gap(pairs: Mapping[str, tuple[str, str, list[tuple[str, float, float]]]], path: Path) -> Path:
-    """Cheap (supernet) vs final (stand-alone) objective per architecture, Kendall tau in each title."""
+    """Final (stand-alone) objective on x, cheap (supernet, inherited) on y, per architecture; Kendall tau in titles.
+
+    The axes follow ``nas-gap``'s ``gap_scatter.png`` (stand-alone on x, inherited
+    on y), so the two plots of one study read the same way.
+    """
     from engine.gap import kendall_tau
 
     n = len(pairs)
@@ -470,17 +526,17 @@ def plot_gap(pairs: Mapping[str, tuple[str, str, list[tuple[str, float, float]]]
     fig = _figure(4.4 * cols, 4.0 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax, (label, (cheap, final, pts)) in zip(axes, pairs.items()):
-        x = np.array([p[1] for p in pts])
-        y = np.array([p[2] for p in pts])
-        tau = kendall_tau(x, y) if len(pts) >= 3 else math.nan
+        x = np.array([p[2] for p in pts])  # final / stand-alone
+        y = np.array([p[1] for p in pts])  # cheap / supernet
+        tau = kendall_tau(y, x) if len(pts) >= 3 else math.nan
         ax.scatter(x, y, s=14, alpha=0.7, edgecolors="none")
-        best = int(np.argmax(x))
-        ax.scatter([x[best]], [y[best]], s=60, facecolors="none", edgecolors="red", label="cheap pick")
-        ax.set_xlabel(f"{cheap} objective (cheap)")
-        ax.set_ylabel(f"{final} objective (final)")
+        best = int(np.argmax(y))
+        ax.scatter([x[best]], [y[best]], s=60, facecolors="none", edgecolors="red", label=f"{cheap} pick")
+        ax.set_xlabel(f"{final} objective (final)")
+        ax.set_ylabel(f"{cheap} objective ({'inherited' if cheap == 'supernet' else 'cheap'})")
         ax.set_title(f"{label}\nn={len(pts)}, Kendall tau={tau:.3f}", fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     for ax in axes[n:]:
         ax.set_visible(False)
     fig.savefig(path)
@@ -573,6 +629,20 @@ def plot_pareto(fronts: Mapping[str, tuple[list[tuple[str, str]], list[list[dict
     return path
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 job``, ``2 jobs``: the number with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _cells_say(jobs: Sequence[Job], metric: str) -> str:
+    """What a table cell is: a mean ± std over seeds, or with one run per group the value of that run."""
+    sizes = [len(m) for m in groups(jobs).values()]
+    if max(sizes) == 1:
+        return f"cells are its `{metric}` (one run per group, so no spread)."
+    text = f"cells are mean ± std over seeds of its `{metric}`"
+    return text + (" (a cell without ± is a single run)." if min(sizes) == 1 else ".")
+
+
 # -- the report ----------------------------------------------------------------------
 def write_report(
     root: str | Path,
@@ -612,9 +682,8 @@ def write_report(
     lines = [f"# Sweep report: {root}", ""]
     if jobs:
         lines += [
-            f"{len(jobs)} jobs in {len(groups(jobs))} groups. The pick after *b* evaluations is the architecture"
-            f" with the best `{objective_name(jobs)}` among the first *b*; cells are mean ± std over seeds of its"
-            f" `{metric}`.",
+            f"{_count(len(jobs), 'job')} in {_count(len(groups(jobs)), 'group')}. The pick after *b* evaluations is"
+            f" the architecture with the best `{objective_name(jobs)}` among the first *b*; {_cells_say(jobs, metric)}",
             "",
             markdown_table(jobs, metric, budgets),
             "",
@@ -643,7 +712,7 @@ def write_report(
                 for j in groups(jobs)[label]
                 if isinstance(j.summary.get(str(j.summary.get("strategy"))), Mapping)
             ]
-            lines.append(f"- `{label}`: front sizes {[len(f) for f in job_fronts]}, hypervolume {_cell(hv, 4)}")
+            lines.append(f"- `{label}`: front sizes {[len(f) for f in job_fronts]}, hypervolume {_cell(hv)}")
         lines += ["", f"![pareto]({files[-1].name})", ""]
     text = "\n".join(lines)
     md = out / "report.md"
