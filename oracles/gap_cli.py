@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from engine.cli import OutputGuard, _undo_hydra_outputs
 from engine.gap import GapReport, measure_gap
 from engine.spaces import Architecture, SearchSpace, get_space
 
@@ -294,6 +295,50 @@ def _supernet_scores(run: Mapping[str, Any], metric: str) -> tuple[dict[str, flo
             [{a: -v for a, v in e.items()} for e in run.get("epochs_loss", [])])
 
 
+def tau_definition(n_defined: int, n_seeds: int) -> str:
+    """How the headline tau of a supernet setting was formed, in words printed next to it.
+
+    Spelled out because a single supernet seed and the mean over seeds give different
+    figures, and a reader comparing ``nas-gap`` with another tool needs to know which one
+    this is (and when a seed's tau was undefined and left out of the mean).
+    """
+    seeds = f"{n_seeds} supernet seed{'s' if n_seeds != 1 else ''}"
+    if n_defined == n_seeds:
+        return f"mean over {seeds}"
+    return f"mean over {n_defined} of {seeds} (tau undefined for the others: constant scores)"
+
+
+def supernet_seed_tau(
+    seeds: Mapping[str, Mapping[str, Any]], truth: Mapping[str, list[float]], top_fraction: float, metric: str
+) -> dict[str, Any]:
+    """The headline Kendall tau of one setting: the mean over its supernet seeds, with the per-seed values.
+
+    Every supernet seed is ranked against the same stand-alone truth (the mean over the
+    stand-alone seeds); the mean over supernet seeds is the figure ``nas-gap`` prints and
+    stores as ``kendall_tau``, so that the printed number, ``gap.json`` and the plot use one
+    definition instead of silently taking the first seed.
+
+    Returns:
+        ``kendall_tau`` and ``kendall_tau_mean_over_supernet_seeds`` (the mean; None if no
+        seed's tau is defined), ``kendall_tau_per_supernet_seed`` (seed -> tau or None),
+        ``kendall_tau_spread`` ([min, max] over the seeds, or None) and
+        ``kendall_tau_definition`` (the words printed next to the figure).
+    """
+    per_seed: dict[str, float | None] = {}
+    for seed, run in seeds.items():
+        tau = measure_gap(_supernet_scores(run, metric)[0], truth, top_fraction=top_fraction).kendall_tau
+        per_seed[str(seed)] = float(tau) if math.isfinite(tau) else None
+    defined = [t for t in per_seed.values() if t is not None]
+    mean = float(np.mean(defined)) if defined else None
+    return {
+        "kendall_tau": mean,
+        "kendall_tau_mean_over_supernet_seeds": mean,
+        "kendall_tau_per_supernet_seed": per_seed,
+        "kendall_tau_spread": [min(defined), max(defined)] if defined else None,
+        "kendall_tau_definition": tau_definition(len(defined), len(per_seed)),
+    }
+
+
 def build_report(
     standalone: Mapping[str, list[dict[str, Any]]],
     settings: Sequence[dict[str, Any]],
@@ -302,6 +347,10 @@ def build_report(
     metric: str = "val_acc",
 ) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
     """Gap metrics per setting (and proxy) against the stand-alone mean over seeds.
+
+    A supernet row's ``kendall_tau`` is the mean over its supernet seeds
+    (:func:`supernet_seed_tau`); its other rank numbers (rho, top tau, top-k, pick) and the
+    epoch stability are those of the first supernet seed (``first_supernet_seed``).
 
     Args:
         metric: ``val_acc``, or ``val_loss`` (ranked as the negated loss, so that higher is
@@ -318,6 +367,8 @@ def build_report(
             top_fraction=top_fraction,
         )
         rows.append({"name": s["name"], "kind": "supernet", **rep.to_dict(),
+                     **supernet_seed_tau(s["seeds"], truth, top_fraction, metric),
+                     "first_supernet_seed": next(iter(s["seeds"])),
                      "training_seconds": sum(r["training_seconds"] for r in runs),
                      "archs_per_second": runs[0]["archs_per_second"]})
     for name, scores in proxies.items():
@@ -329,20 +380,59 @@ def build_report(
     return truth, rows
 
 
+def _num(v: float | None, digits: int = 3) -> str:
+    """A number at the precision its scale deserves (3 decimals for taus and accuracies); ``-`` when undefined."""
+    return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The comparison as a fixed-width text table."""
+    """The comparison as a fixed-width text table.
+
+    The ``tau`` column is the headline (a supernet row's mean over its supernet seeds) and
+    ``tau range`` its min..max over those seeds, so that a single lucky seed shows as such.
+    """
 
     def f(v: Any) -> str:
-        return "   -  " if v is None else f"{v:6.3f}"
+        return f"{_num(v):>6}"
 
-    head = f"{'setting':<22} {'tau':>6} {'rho':>6} {'top20%':>6} {'top-k':>6} {'pick':>5} {'stab.s':>6} {'stab.e':>6}"
+    def spread(r: Mapping[str, Any]) -> str:
+        sp = r.get("kendall_tau_spread")
+        return f"{_num(sp[0])}..{_num(sp[1])}" if sp else "-"
+
+    top = f"top{float(rows[0]['top_fraction']):.0%}" if rows else "top"
+    head = (f"{'setting':<22} {'tau':>6} {'tau range':>13} {'rho':>6} {top:>6} {'top-k':>6} {'pick':>5}"
+            f" {'stab.s':>6} {'stab.e':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['name']:<22} {f(r['kendall_tau'])} {f(r['spearman_rho'])} {f(r['tau_top'])} "
+            f"{r['name']:<22} {f(r['kendall_tau'])} {spread(r):>13} {f(r['spearman_rho'])} {f(r['tau_top'])} "
             f"{f(r['top_k_overlap'])} {r['pick_rank']:>5} {f(r['stability_seeds'])} {f(r['stability_epochs'])}"
         )
     return "\n".join(lines)
+
+
+def format_ceiling(standalone: Mapping[str, Any], top_fraction: float, standalone_seeds: int) -> str:
+    """The noise ceiling in words, each part from the value ``gap.json`` stores for it.
+
+    The overall, top-fraction and split-half ceilings are defined independently (the top
+    fraction holds few architectures, whose scores may tie where the overall ones do not),
+    so each part is printed, or called undefined with its own reason, on its own: the
+    printed line must never contradict ``gap.json`` or the plot's ceiling line.
+    """
+    overall = standalone.get("noise_ceiling")
+    top = standalone.get("noise_ceiling_top")
+    split = standalone.get("noise_ceiling_split")
+    share = f"{top_fraction:.0%}"
+    if overall is None:
+        why = ("needs standalone_seeds >= 2" if standalone_seeds < 2
+               else "no two stand-alone seeds both vary across the architectures")
+        return f"noise ceiling (tau between stand-alone seeds): undefined ({why})"
+    text = f"noise ceiling (mean tau between stand-alone seeds): {_num(overall)} overall, "
+    text += (f"{_num(top)} within the top {share}" if top is not None
+             else f"undefined within the top {share} (no two seeds both vary there)")
+    if split is not None:
+        text += f"; {_num(split)} between the means of the two halves of the seeds"
+    return text
 
 
 def make_plots(
@@ -369,8 +459,10 @@ def make_plots(
         y = [sign * first[a] for a in keys]
         ax.scatter(x, y, s=14, alpha=0.75)
         r = by_name.get(s["name"], {})
-        tau = r.get("kendall_tau")
-        ax.set_title(f"{s['name']}  (tau {tau:.2f})" if tau is not None else s["name"], fontsize=9)
+        seed = next(iter(s["seeds"]))
+        tau = (r.get("kendall_tau_per_supernet_seed") or {}).get(seed)  # the tau of the seed drawn here
+        ax.set_title(f"{s['name']}  (supernet seed {seed}: tau {tau:.2f})" if tau is not None
+                     else f"{s['name']}  (supernet seed {seed})", fontsize=9)
         label = metric.replace("_", " ")
         ax.set_xlabel(f"stand-alone {label} (mean over seeds)", fontsize=8)
         ax.set_ylabel(f"inherited {label}", fontsize=8)
@@ -386,11 +478,18 @@ def make_plots(
     names = [r["name"] for r in rows]
     idx = np.arange(len(rows))
     width = 0.27
+    top = f"{float(rows[0]['top_fraction']):.0%}" if rows else "top"
+    n_seeds = max((len(r.get("kendall_tau_per_supernet_seed") or {}) for r in rows), default=1)
     for j, (key, label) in enumerate(
-        [("kendall_tau", "Kendall tau"), ("tau_top", "tau in top 20%"), ("stability_seeds", "stability (seeds)")]
+        [("kendall_tau", f"Kendall tau (mean over {n_seeds} supernet seed{'s' if n_seeds != 1 else ''}, range)"),
+         ("tau_top", f"tau in top {top} (first supernet seed)"), ("stability_seeds", "stability (seeds)")]
     ):
         vals = [v if (v := r.get(key)) is not None else np.nan for r in rows]
-        ax.bar(idx + (j - 1) * width, vals, width, label=label)
+        err = None
+        if key == "kendall_tau":  # the bar is the mean; the whisker spans the supernet seeds
+            err = np.array([[m - sp[0], sp[1] - m] if (sp := r.get("kendall_tau_spread")) and m == m else [0.0, 0.0]
+                            for r, m in zip(rows, vals)]).T
+        ax.bar(idx + (j - 1) * width, vals, width, label=label, yerr=err, capsize=3 if err is not None else 0)
     ceiling = next((r["noise_ceiling"] for r in rows if r.get("noise_ceiling") is not None), None)
     if ceiling is not None:
         ax.axhline(ceiling, color="k", linestyle="--", linewidth=1, label="noise ceiling (stand-alone seeds)")
@@ -411,14 +510,16 @@ def make_plots(
 
 
 def _check(cfg: DictConfig) -> None:
+    """Refuse bad scalar config values; needs nothing but the config, so it can run before Hydra writes."""
     for key in ("n_archs", "standalone_seeds", "supernet_seeds", "standalone_chunk"):
         v = cfg.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise GapConfigError(f"{key} must be a positive integer, got {v!r}")
     if cfg.n_archs < 3:
         raise GapConfigError(f"n_archs must be >= 3 to rank anything, got {cfg.n_archs}")
-    if not 0 < float(cfg.top_fraction) <= 1:
-        raise GapConfigError(f"top_fraction must lie in (0, 1], got {cfg.top_fraction!r}")
+    top = cfg.get("top_fraction")
+    if isinstance(top, bool) or not isinstance(top, (int, float)) or not 0 < float(top) <= 1:
+        raise GapConfigError(f"top_fraction must lie in (0, 1], got {top!r}")
     if cfg.get("metric", "val_acc") not in METRICS:
         raise GapConfigError(f"metric must be one of {list(METRICS)}, got {cfg.get('metric')!r}")
 
@@ -483,7 +584,6 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
     proxies = proxy_scores(cfg, space, archs)
     metric = str(cfg.get("metric", "val_acc"))
     truth, rows = build_report(standalone, settings, proxies, float(cfg.top_fraction), metric)
-    table = format_table(rows)
     acc_truth = truth if metric == "val_acc" else standalone_truth(standalone, "val_acc")
     accs = [float(np.mean(v)) for v in acc_truth.values()]
     result = {
@@ -508,6 +608,13 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
         "settings": settings,
         "proxies": proxies,
         "table": rows,
+        # The headline figure per supernet setting, and what it is (also in each table row).
+        "kendall_tau_definition": (
+            f"Kendall tau-b between one supernet seed's inherited {metric} and the stand-alone {metric}"
+            f" (mean over {int(cfg.standalone_seeds)} stand-alone seeds), averaged over the"
+            f" {int(cfg.supernet_seeds)} supernet seeds; table[*].kendall_tau_spread is its min and max over them"
+        ),
+        "kendall_tau_mean_over_supernet_seeds": {r["name"]: r["kendall_tau"] for r in rows if r["kind"] == "supernet"},
         "supernet_seconds": t1 - t0,
         "config": _plain(cfg),
     }
@@ -515,24 +622,105 @@ def run_gap(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, An
     tmp = out / "gap.json.tmp"
     tmp.write_text(json.dumps(result, indent=1, default=str))
     tmp.replace(out / "gap.json")
-    sa = result["standalone"]
-    ceiling = (
-        f"noise ceiling (tau between stand-alone seeds): {sa['noise_ceiling']:.3f} overall,"
-        f" {sa['noise_ceiling_top']:.3f} within the top {cfg.top_fraction:.0%}"
-        if sa["noise_ceiling"] is not None and sa["noise_ceiling_top"] is not None
-        else "noise ceiling: undefined (needs standalone_seeds >= 2 and accuracies that are not all equal)"
-    )
-    if sa["noise_ceiling_split"] is not None:
-        ceiling += f"; {sa['noise_ceiling_split']:.3f} between the means of the two halves of the seeds"
-    ranked = "val_acc" if metric == "val_acc" else "val_loss (ranked lowest first)"
-    result["table_text"] = f"rank agreement on {ranked}\n" + table + "\n" + ceiling
+    result["table_text"] = report_text(result, rows, float(cfg.top_fraction))
     return result
+
+
+def report_text(result: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], top_fraction: float) -> str:
+    """The table with the words that say what its numbers are, and the noise ceiling.
+
+    Which supernet seeds the tau averages, and which columns come from the first seed
+    alone, are printed next to the figures because tools reading the same ``gap.json``
+    may define a setting's tau differently.
+    """
+    metric = str(result["metric"])
+    ranked = "val_acc" if metric == "val_acc" else "val_loss (ranked lowest first)"
+    supernet = [r for r in rows if r["kind"] == "supernet"]
+    lines = [f"rank agreement on {ranked} against the stand-alone mean over {result['standalone_seeds']} seed(s)"]
+    if supernet:
+        first = supernet[0]["first_supernet_seed"]
+        defs = sorted({str(r["kendall_tau_definition"]) for r in supernet})
+        lines.append(f"tau: Kendall tau, {'; '.join(defs)} (tau range: min..max over those seeds);"
+                     f" rho, top, top-k, pick and stab.e: supernet seed {first} only")
+        best = max((r for r in supernet if r["kendall_tau"] is not None), key=lambda r: r["kendall_tau"], default=None)
+        if best is not None:
+            sp = best["kendall_tau_spread"]
+            lines.append(f"best setting: {best['name']}, tau {_num(best['kendall_tau'])}"
+                         f" ({best['kendall_tau_definition']}, range {_num(sp[0])}..{_num(sp[1])})")
+    lines.append(format_table(rows))
+    lines.append(format_ceiling(result["standalone"], top_fraction, int(result["standalone_seeds"])))
+    return "\n".join(lines)
+
+
+def summary_text(result: Mapping[str, Any], gap_json: str | os.PathLike[str]) -> str:
+    """What ``nas-gap`` prints at the end: the headline, the table, and where every output went.
+
+    Numbers are rounded by their scale (accuracies and taus to 3 decimals) because raw
+    floats suggest a precision a few hundred validation images do not have.
+    """
+    sa = result["standalone"]
+    spread = sa.get("spread")
+    acc = (f"stand-alone val acc (mean over {result['standalone_seeds']} seed(s)) spans"
+           f" {_num(spread[0])} to {_num(spread[1])} over {sa['ok']} architecture(s)" if spread
+           else "stand-alone val acc: no architecture trained successfully with every seed")
+    lines = [
+        f"optimization gap on {result['dataset']} ({result['n_archs']} architectures,"
+        f" {result['standalone_seeds']} stand-alone seeds, {result['supernet_seeds']} supernet seeds)",
+        acc,
+        str(result["table_text"]),
+        f"gap.json: {Path(gap_json).absolute()}",
+        *(f"plot: {Path(p).absolute()}" for p in result.get("plots", [])),
+        f"stand-alone journal: {Path(sa['journal']).absolute()}",
+    ]
+    return "\n".join(lines)
 
 
 def _config_dir() -> str:
     from engine.cli import config_dir
 
     return config_dir()
+
+
+class GapOutputGuard(OutputGuard):
+    """Refuse a bad config before Hydra creates anything, and remember what Hydra is about to create.
+
+    Hydra's ``on_run_start`` comes before the run directory, ``.hydra/`` and the log file
+    exist, so the scalar checks of :func:`_check` refuse there and leave nothing behind;
+    the snapshot taken by :class:`engine.cli.OutputGuard` lets a later refusal (a bad
+    supernet setting, a dataset that does not load) undo only what this run created.
+    Registered in ``conf/gap.yaml`` under ``hydra.callbacks``.
+    """
+
+    before: frozenset[str] | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Check the config, then snapshot the run directory (and the names already in it)."""
+        try:
+            _check(config)
+        except GapConfigError as exc:
+            _refuse(exc)
+        super().on_run_start(config, **kwargs)
+        run_dir = Path(str(config.hydra.run.dir)).absolute()
+        GapOutputGuard.before = frozenset(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else frozenset()
+
+
+def _refuse(exc: BaseException) -> None:
+    """One line on stderr and exit code 2: the form of every refusal of ``nas-gap``."""
+    sys.stderr.write(f"nas-gap: error: {' '.join(str(exc).split())}\n")
+    sys.stderr.flush()
+    sys.exit(2)
+
+
+def _wrote_nothing(run_dir: Path) -> bool:
+    """True when this run added nothing to ``run_dir`` but Hydra's ``.hydra/`` and log file.
+
+    Only then is a refused run undone: results a run wrote before failing (a journal,
+    checkpoints) are kept, with the ``.hydra`` record and log that say where they came from.
+    """
+    before = GapOutputGuard.before
+    if before is None or not run_dir.is_dir():
+        return False
+    return all(p.name in before or p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir())
 
 
 def main() -> None:
@@ -542,19 +730,27 @@ def main() -> None:
 
     @hydra.main(version_base=None, config_path=_config_dir(), config_name="gap")
     def _app(cfg: DictConfig) -> None:
+        out = Path(HydraConfig.get().runtime.output_dir)
         try:
-            result = run_gap(cfg, HydraConfig.get().runtime.output_dir)
+            result = run_gap(cfg, out)
         except ValueError as exc:  # GapConfigError, bad data, refused checkpoints
-            logging.getLogger("nas_gap").error("%s", exc)
-            sys.exit(2)
-        sys.stdout.write(
-            f"optimization gap on {result['dataset']} ({result['n_archs']} architectures,"
-            f" {result['standalone_seeds']} stand-alone seeds)\n"
-            f"stand-alone val acc spread {result['standalone']['spread']}\n{result['table_text']}\n"
-        )
+            if _wrote_nothing(out):  # refused before writing anything: undo what Hydra made for this run
+                before = GapOutputGuard.before or frozenset()
+                _undo_hydra_outputs()
+                for log in out.glob("*.log"):  # also in a directory that existed: a refusal writes nothing
+                    if log.name not in before:
+                        log.unlink(missing_ok=True)
+            OutputGuard.snapshot, GapOutputGuard.before = {}, None
+            _refuse(exc)
+        OutputGuard.snapshot, GapOutputGuard.before = {}, None
+        sys.stdout.write(summary_text(result, out / "gap.json") + "\n")
 
     _app()
 
 
 if __name__ == "__main__":
-    main()
+    # Run through the module ``oracles.gap_cli``, not ``__main__``, like engine.cli: Hydra
+    # instantiates GapOutputGuard from ``oracles.gap_cli``, so both must be one module.
+    from oracles.gap_cli import main as _main
+
+    _main()

@@ -189,7 +189,14 @@ def test_gap_json_of_nas_gap_alone_gives_the_scatter(tmp_path: Path) -> None:
     assert result["jobs"] == 0 and (tmp_path / "gap" / "report" / "gap_scatter.png").is_file()
     cheap = [np.mean([seeds[s]["val_acc"][a] for s in seeds]) for a in archs]
     tau = kendall_tau(cheap, [truth[a] for a in archs])
-    assert f"| `uniform` | supernet | stand-alone | 20 | {tau:.3f} |" in result["markdown"]
+    assert f"| `uniform` | supernet | stand-alone | 20 | {tau:.3f} | - |" in result["markdown"]
+    # with nas-gap's table, its own headline tau (mean of per-seed taus) is printed with its definition
+    per_seed = [kendall_tau([seeds[s]["val_acc"][a] for a in archs], [truth[a] for a in archs]) for s in seeds]
+    gap["table"] = [{"name": "uniform", "kind": "supernet", "kendall_tau": float(np.mean(per_seed)),
+                     "kendall_tau_definition": "mean over 2 supernet seeds"}]
+    (tmp_path / "gap" / "gap.json").write_text(json.dumps(gap))
+    result = write_report(tmp_path / "gap")
+    assert f"| {tau:.3f} | {np.mean(per_seed):.3f} (mean over 2 supernet seeds) |" in result["markdown"]
 
 
 # -- printed output is true and formatted by its scale ------------------------------
