@@ -29,6 +29,8 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -506,6 +508,11 @@ def extract(
 def load_callable(spec: str, key: str = "network") -> Callable[..., Any]:
     """Import ``package.module:attr`` (or ``package.module.attr``).
 
+    A module that is not importable from ``sys.path`` is looked up in the current
+    directory too, as ``python -m`` would: a console script such as ``nas-search``
+    does not put the working directory on the path, and users name modules of the
+    project they run it from.
+
     Raises:
         ValueError: naming ``key`` when the module or attribute cannot be found.
     """
@@ -516,6 +523,16 @@ def load_callable(spec: str, key: str = "network") -> Callable[..., Any]:
         raise ValueError(f"{key}={spec!r} must be 'package.module:callable'")
     try:
         module = importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        if exc.name != mod_name.split(".")[0] or cwd in sys.path or "" in sys.path:
+            raise ValueError(f"{key}={spec!r}: cannot import {mod_name!r}: {exc}") from None
+        sys.path.append(cwd)
+        try:
+            module = importlib.import_module(mod_name)
+        except ImportError as again:
+            sys.path.remove(cwd)
+            raise ValueError(f"{key}={spec!r}: cannot import {mod_name!r} (also tried {cwd}): {again}") from None
     except ImportError as exc:
         raise ValueError(f"{key}={spec!r}: cannot import {mod_name!r}: {exc}") from None
     obj: Any = module

@@ -460,8 +460,10 @@ def model_options_for(space: SearchSpace, options: Mapping[str, Any] | None) -> 
     """
     opts = dict(options or {})
     if any(k in MODEL_SPACES for k in opts):
-        nested = opts.get(space.name) or {}
         flat = {k: v for k, v in opts.items() if k not in MODEL_SPACES}
+        if flat.get("builder") is not None or flat.get("network") is not None:
+            return flat  # the user's network: the per-space entries configure the built-in ones only
+        nested = opts.get(space.name) or {}
         return {**flat, **dict(nested)}
     return opts
 
@@ -502,8 +504,8 @@ def build_model(
     if len(shape) not in (2, 3):
         raise ValueError(f"input_shape must be (C, L) or (C, H, W), got {list(shape)}")
     dim = len(shape) - 1
-    # A network of the user's gets the flat options only: the per-space entries are the built-in networks'.
-    user = {k: v for k, v in model_options.items() if k not in MODEL_SPACES and v is not None}
+    # A network of the user's gets the flat options only (see model_options_for).
+    user = {k: v for k, v in model_options_for(space, model_options).items() if v is not None}
     builder = user.pop("builder", None)
     if builder is not None:
         user.pop("network", None)

@@ -161,3 +161,15 @@ def test_standalone_and_proxy_oracles_use_a_user_network_and_a_user_builder() ->
     with pytest.raises(ValueError, match=r"model\.builder"):
         StandaloneOracle(nb201, dataset=data, model={"builder": "tests.networks:nothing_here"})
     json.dumps(ev.metrics)
+
+
+def test_a_module_of_the_working_directory_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nas-search, a console script, does not put the working directory on sys.path; users name modules there."""
+    from oracles.choices import load_callable
+
+    (tmp_path / "cwd_builder_mod.py").write_text("def build(arch, input_shape, num_classes):\n    return None\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert load_callable("cwd_builder_mod:build", "model.builder").__name__ == "build"
+    with pytest.raises(ValueError, match=r"model\.builder='no_such_mod_here:build': cannot import"):
+        load_callable("no_such_mod_here:build", "model.builder")

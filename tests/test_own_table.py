@@ -115,3 +115,11 @@ def test_choices_space_needs_decisions(hydra_ctx: None, tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match="decision 'width' needs a non-empty list"):
         run_search(_cfg("space=choices", "space.params.decisions={width: []}"), tmp_path / "run")
+
+
+def test_unquoted_choices_strings_are_refused_with_the_quoting_hint(tmp_path: Path) -> None:
+    space = get_space("choices", decisions={"depth": [2, 3], "act": ["relu", "gelu"]})
+    table = tmp_path / "t.csv"
+    table.write_text("arch,score\n" + "".join(f"{a},1.0\n" for a in space.enumerate()))  # not quoted
+    with pytest.raises(ValueError, match="line 2 has more fields than the header: quote architecture strings"):
+        TabularOracle(space, table=table, objective="score")
