@@ -76,7 +76,7 @@ def load_table(
             raise ValueError(f"table {p} has no column {col!r}; columns are {header}")
     table: dict[tuple[int, ...], dict[str, float]] = {}
     for line, row in enumerate(rows, start=2):
-        if row.get(None):  # csv.DictReader puts fields beyond the header under None
+        if row.get(None):  # type: ignore[call-overload]  # csv.DictReader puts fields beyond the header under None
             raise ValueError(
                 f"table {p} line {line} has more fields than the header: quote architecture strings that"
                 f" contain commas (\"depth=3,width=32\"), as Python's csv module writes them"
