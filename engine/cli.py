@@ -62,6 +62,40 @@ class OutputGuard(Callback):
                                 "hydra_dir": hydra_dir}
 
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Check every job of the sweep before the first one starts (a refusal then runs none)."""
+        problems = sweep_problems(list(config.hydra.overrides.task))
+        if problems:
+            for line in problems:
+                sys.stderr.write(f"nas-search: {line}\n")
+            sys.exit(2)
+
+
+def sweep_problems(task_overrides: list[str]) -> list[str]:
+    """One line per job of a ``-m`` sweep whose config is refused: ``job i (overrides): message``."""
+    from hydra import compose
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from engine.runner import validate_config
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(task_overrides)
+        (jobs,) = BasicSweeper.split_arguments(parsed, None)
+    except Exception as exc:  # a sweep this check cannot expand: Hydra's sweeper reports it, or runs it
+        logging.getLogger("engine").debug("sweep not checked ahead: %s", exc)
+        return []
+    problems = []
+    for i, job in enumerate(jobs):
+        try:
+            validate_config(compose(config_name="config", overrides=job))
+        except ConfigError as exc:
+            problems.append(f"job {i} ({' '.join(job)}): {exc}; no job was started")
+        except Exception as exc:  # composing failed: Hydra will say why when it composes the job
+            logging.getLogger("engine").debug("job %d not checked ahead: %s", i, exc)
+    return problems
+
+
 def _undo_hydra_outputs() -> None:
     """Restore the ``.hydra`` files and remove the log and directories Hydra made for this run."""
     snap, OutputGuard.snapshot = OutputGuard.snapshot, {}

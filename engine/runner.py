@@ -395,6 +395,25 @@ def check_run_options(cfg: DictConfig) -> None:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
+def validate_config(cfg: DictConfig) -> None:
+    """Everything about ``cfg`` that can be checked without building an oracle or writing a file.
+
+    A ``-m`` sweep checks every job with this before the first one starts, so a bad value in
+    the last job does not stop the sweep halfway and leave the first jobs' directories.
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    check_run_options(cfg)
+    space = build_space(cfg)
+    build_strategy(cfg, space)
+    build_budget(cfg)
+    build_retry(cfg)
+    out = Path(".")
+    output_path(out, cfg, "journal")
+    output_path(out, cfg, "summary")
+
+
 def _run_search(
     cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any], dataset_chosen: bool = False
 ) -> dict[str, Any]:

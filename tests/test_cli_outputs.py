@@ -16,7 +16,9 @@ from engine.spaces import get_space
 
 def _nas_search(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "engine.cli", "progress=none", *args], cwd=cwd, env=env,
+    flags = [a for a in args if a.startswith("-")]  # Hydra's flags come before the overrides
+    rest = [a for a in args if not a.startswith("-")]
+    return subprocess.run([sys.executable, "-m", "engine.cli", *flags, "progress=none", *rest], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -97,3 +99,11 @@ def test_diverged_supernet_is_a_one_line_refusal(tmp_path: Path) -> None:
     errors = [line for line in proc.stderr.splitlines() if "[ERROR]" in line]  # after the supernet's log lines
     assert len(errors) == 1 and "diverged" in errors[0] and "Traceback" not in proc.stderr, proc.stderr
     assert _tree(tmp_path) == []
+
+
+def test_sweep_with_one_bad_job_starts_none(tmp_path: Path) -> None:
+    proc = _nas_search(tmp_path, "-m", "seed=abc,1", "budget.evaluations=3")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    refusals = [line for line in proc.stderr.splitlines() if line.startswith("nas-search: ")]
+    assert len(refusals) == 1 and "job 0" in refusals[0] and "seed must be a non-negative integer" in refusals[0]
+    assert _tree(tmp_path) == []  # job 1, valid, did not run either: no multirun/ directory
