@@ -299,6 +299,23 @@ def _failure_kinds(result: SearchResult) -> dict[str, int]:
     return dict(sorted(kinds.items()))
 
 
+def _objective_note(best: dict[str, Any]) -> str:
+    """``  (val_acc, in %)``: which metric the objective is and, for an accuracy, its scale.
+
+    The shipped table gives accuracies in %, the torch oracles as fractions; a user
+    comparing the two must not have to guess.
+    """
+    names = [k for k, v in best.get("metrics", {}).items() if isinstance(v, float) and v == best["objective"]]
+    if not names:
+        return ""
+    name = names[0]
+    if "acc" in name:
+        scale = "in %" if any(v > 1.0 for k, v in best["metrics"].items() if "acc" in k and isinstance(v, float)) \
+            else "a fraction of 1"
+        return f"  ({name}, {scale})"
+    return f"  ({name})"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A one-screen human summary."""
     measured = [f"oracle {summary['oracle']}"] if summary.get("oracle") else []
@@ -328,7 +345,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("  best         none (no successful evaluation)")
     else:
         lines.append(f"  best         {best['arch']}")
-        lines.append(f"  objective    {best['objective']:.4f}")
+        lines.append(f"  objective    {best['objective']:.4f}{_objective_note(best)}")
         for k, v in sorted(best["metrics"].items()):
             lines.append(f"    {k:<22} {v:.4f}" if isinstance(v, float) else f"    {k:<22} {v}")
     if summary.get("journal"):

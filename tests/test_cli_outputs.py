@@ -107,3 +107,14 @@ def test_sweep_with_one_bad_job_starts_none(tmp_path: Path) -> None:
     refusals = [line for line in proc.stderr.splitlines() if line.startswith("nas-search: ")]
     assert len(refusals) == 1 and "job 0" in refusals[0] and "seed must be a non-negative integer" in refusals[0]
     assert _tree(tmp_path) == []  # job 1, valid, did not run either: no multirun/ directory
+
+
+def test_summary_says_which_metric_the_objective_is_and_its_scale() -> None:
+    from engine.runner import format_summary
+
+    base = {"strategy": "random", "space": "nb201", "seed": 0, "evaluations": 1, "failures": 0,
+            "stop_reason": "evaluations", "wall_seconds": 1.0, "oracle_seconds": 1.0, "journal": None}
+    pct = {**base, "best": {"arch": "a", "objective": 89.2, "metrics": {"val_acc": 89.2, "test_acc": 93.2}}}
+    frac = {**base, "best": {"arch": "a", "objective": 0.975, "metrics": {"val_acc": 0.975, "params": 5.0}}}
+    assert "89.2000  (val_acc, in %)" in format_summary(pct)
+    assert "0.9750  (val_acc, a fraction of 1)" in format_summary(frac)
