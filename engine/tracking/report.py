@@ -557,7 +557,7 @@ def plot_gap(pairs: Mapping[str, tuple[str, str, list[tuple[str, float, float]]]
         ax.scatter([x[best]], [y[best]], s=60, facecolors="none", edgecolors="red", label=f"{cheap} pick")
         ax.set_xlabel(f"{final} objective (final)")
         ax.set_ylabel(f"{cheap} objective ({'inherited' if cheap == 'supernet' else 'cheap'})")
-        ax.set_title(f"{label}\nn={len(pts)}, Kendall tau={tau:.3f}", fontsize=10)
+        ax.set_title(f"{label}\nn={len(pts)}, Kendall tau of the points shown={tau:.3f}", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     for ax in axes[n:]:
