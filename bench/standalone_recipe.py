@@ -83,7 +83,7 @@ def main() -> None:
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     rows = [r for r in rows if r["tag"] == tag]
     done = {(r["arch"], r["seed"]) for r in rows}
-    executor = {"name": "process", "workers": args.workers, "threads_per_worker": 1}
+    executor = {"name": "process", "workers": args.workers, "threads": 1}
     print(f"{args.dataset}: {len(archs)} cells x 2 seeds, recipe {recipe}, C={args.channels} N={args.cells_per_stage}")
     start = time.perf_counter()
     for seed in (0, 1):

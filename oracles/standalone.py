@@ -14,6 +14,10 @@ This is the ground truth a supernet's inherited accuracy is judged against. API:
 - :func:`job_seed` ``(seed, arch_string) -> int``: each job's seed, a pure function of the
   oracle seed and the architecture: a result never depends on batch composition, order
   or executor.
+- Each job also carries ``threads``, the executor's torch thread count (``executor.threads``,
+  1 by default in every executor), and :func:`train_job` trains with exactly that many: CPU
+  kernels split reductions by thread count, so this is what makes a result bit-identical
+  whether the job ran in this process, a worker process or a Ray task.
 
 A run whose loss becomes NaN, infinite or larger than ``max_loss`` stops at once and becomes a failed evaluation
 carrying the epoch, step and loss, never a crashed search.
@@ -35,7 +39,7 @@ from torch import nn
 from engine.spaces import Architecture, SearchSpace
 from engine.types import DEFAULT_FIDELITY, Evaluation
 from oracles.data import Dataset, dataset_from_config
-from oracles.executors import Executor, make_executor
+from oracles.executors import DEFAULT_THREADS, Executor, executor_threads, make_executor, start_executor, torch_threads
 from oracles.hardware import HardwareCost
 from oracles.models import build_model, model_options_for, resolve_device
 
@@ -188,7 +192,8 @@ def train_job(job: Mapping[str, Any]) -> dict[str, Any]:
         job: ``space`` (a SearchSpace), ``arch`` (canonical string), ``dataset`` (a
             config mapping or a :class:`~oracles.data.Dataset`), ``model`` (model
             options), ``recipe`` (a :class:`Recipe` as a dict), ``seed``, ``device``,
-            ``hardware`` (options of :class:`~oracles.hardware.HardwareCost`).
+            ``hardware`` (options of :class:`~oracles.hardware.HardwareCost`), ``threads``
+            (torch intra-op threads for the job; the caller's count is restored afterwards).
 
     Returns:
         ``{"metrics": {...}, "reported": {"test_acc": ...}, "seconds": float}``.
@@ -196,6 +201,13 @@ def train_job(job: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         TrainingDiverged: when the loss becomes NaN or infinite.
     """
+    # The thread count is part of what fixes the result (see the module docstring), so the job sets it
+    # itself rather than trusting whatever the process it landed in was left with.
+    with torch_threads(int(job.get("threads", DEFAULT_THREADS))):
+        return _train_job(job)
+
+
+def _train_job(job: Mapping[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     space: SearchSpace = job["space"]
     arch = space.parse(job["arch"])
@@ -246,7 +258,8 @@ class StandaloneOracle:
             fails. Cross-entropy at chance is ln(classes), about 2.3 for 10 classes.
         seed: Oracle seed; each job's seed is :func:`job_seed` of it and the architecture.
         model: Options of :func:`oracles.models.build_model` (``channels``, ``cells``... ).
-        executor: ``local``, ``process``, a mapping ``{name: process, workers: 2}`` or an executor.
+        executor: ``local``, ``process``, ``ray``, a mapping ``{name: process, workers: 2, threads: 1}``
+            or an executor. Its ``threads`` is the torch thread count of every training.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda:0``...
         hardware: Options of :class:`~oracles.hardware.HardwareCost` (``latency``,
             ``latency_batch_size``, ``latency_table``...).
@@ -291,6 +304,19 @@ class StandaloneOracle:
         HardwareCost(space, self.dataset.input_shape, self.dataset.num_classes, self.model_options,
                      **self.hardware_options)
         self.executor = make_executor(executor)
+        self.threads = executor_threads(self.executor)
+
+    def prepare(self) -> None:
+        """Start the executor (connect to the Ray cluster, start a local Ray instance, create the pool).
+
+        Why here and not on the first batch: the runner calls ``prepare()`` before the search and
+        turns a ValueError into a refusal of the run, whereas an executor that fails in ``evaluate``
+        makes every evaluation a failure that the journal keeps and a resume does not retry.
+
+        Raises:
+            ValueError: one line naming the executor, e.g. no Ray cluster at ``executor.address``.
+        """
+        start_executor(self.executor)
 
     def job(self, arch: Architecture) -> dict[str, Any]:
         """The plain job that trains ``arch`` (what executors ship)."""
@@ -303,6 +329,7 @@ class StandaloneOracle:
             "seed": self.seed,
             "device": self.device,
             "hardware": self.hardware_options,
+            "threads": self.threads,
         }
 
     def evaluate(self, archs: Sequence[Architecture]) -> list[Evaluation]:

@@ -1,9 +1,15 @@
-"""executor=ray on a real local Ray instance: job order, errors, a worker killed mid-job, stand-alone training."""
+"""executor=ray: job order, errors, a worker killed mid-job (on a real local Ray instance), and a refusal at start.
+
+Stand-alone training on Ray against the other executors: tests/test_executor_parity.py.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +17,43 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from oracles.executors import JobError, make_executor  # noqa: E402
+from oracles.executors import JobError, make_executor, start_executor  # noqa: E402
 from oracles.ray_executor import RayExecutor  # noqa: E402
 
-pytestmark = pytest.mark.slow
 
+# First in the module: they need no Ray running, and local_ray keeps one up until the module ends.
+def _no_ray_running() -> None:
+    """Skip when a Ray instance runs on this machine: ``address=auto`` would find and join it."""
+    from ray._private.services import find_gcs_addresses
+
+    if ray.is_initialized() or find_gcs_addresses():
+        pytest.skip("a Ray instance is running on this machine")
+
+
+def test_no_cluster_at_the_address_is_a_valueerror_at_once() -> None:
+    _no_ray_running()
+    ex = make_executor({"name": "ray", "address": "auto"})
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"executor=ray: cannot connect to a Ray cluster at 'auto'") as info:
+        start_executor(ex)
+    assert time.perf_counter() - t0 < 5  # about 10 ms: Ray finds no instance without waiting for one
+    assert "\n" not in str(info.value) and "ray start --head" in str(info.value)
+    assert not ray.is_initialized()
+
+
+def test_nas_search_without_a_cluster_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    _no_ray_running()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "oracle=standalone", "executor=ray", "executor.address=auto",
+         "budget.evaluations=2", "hydra.run.dir=run"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert "oracle: executor=ray: cannot connect to a Ray cluster at 'auto'" in errors[0]
+    assert not (tmp_path / "run").exists()
 
 
 def _boom(job: int) -> int:
@@ -34,6 +72,7 @@ def _die_once(job: dict[str, Any]) -> int:
     return job["value"] * 2
 
 
+@pytest.mark.slow
 def test_results_in_job_order_and_errors_in_place(local_ray: None) -> None:
     ex = make_executor({"name": "ray", "max_retries": 1})
     assert isinstance(ex, RayExecutor)
@@ -46,6 +85,7 @@ def test_results_in_job_order_and_errors_in_place(local_ray: None) -> None:
     assert ray.is_initialized()  # an instance this executor did not start stays up
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_is_retried(local_ray: None, tmp_path: Path) -> None:
     ex = RayExecutor(max_retries=2)
     marker = tmp_path / "attempts"
@@ -60,31 +100,6 @@ def test_a_worker_killed_mid_job_is_retried(local_ray: None, tmp_path: Path) -> 
     assert isinstance(lost, JobError) and "WorkerCrashedError" in str(lost)
 
 
-def test_standalone_training_on_ray_matches_local(local_ray: None) -> None:
-    import torch
-
-    from engine.spaces import NB201Space
-    from oracles.standalone import StandaloneOracle
-
-    torch.set_num_threads(1)
-    space = NB201Space()
-    archs = [
-        space.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"),
-        space.parse("|avg_pool_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"),
-    ]
-    opts: dict[str, Any] = {
-        "dataset": {"name": "synthetic", "num_samples": 120, "num_classes": 4, "shape": [1, 6, 6], "noise": 1.0},
-        "epochs": 1, "batch_size": 16, "model": {"channels": 4, "cells": 1}, "hardware": {"latency": False},
-        "seed": 1,
-    }
-    local = StandaloneOracle(space, **opts, executor="local").evaluate(archs)
-    remote = StandaloneOracle(space, **opts, executor={"name": "ray", "threads_per_job": 1}).evaluate(archs)
-    for a, b in zip(local, remote):
-        assert a.ok and b.ok, (a.error, b.error)
-        assert a.objective == b.objective
-        assert a.metrics["train_loss"] == b.metrics["train_loss"]
-
-
 def test_bad_options_name_the_key() -> None:
     with pytest.raises(ValueError, match=r"executor\.num_cpus_per_job"):
         make_executor({"name": "ray", "num_cpus_per_job": -1})
@@ -92,3 +107,4 @@ def test_bad_options_name_the_key() -> None:
         make_executor({"name": "ray", "max_retries": "3"})
     with pytest.raises(ValueError, match="executor 'ray'"):
         make_executor({"name": "ray", "workers": 2})
+
