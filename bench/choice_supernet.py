@@ -25,10 +25,8 @@ supernets stay hand-written (docs/design.md).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,49 +38,40 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "own_network"))  # the example network, without installing it
+sys.path.insert(0, str(ROOT / "bench"))  # this module (the nb201 network's factory) and its sibling benchmarks
+
+from supernet_throughput import _median_seconds  # noqa: E402
+
+from engine.spaces import NB201_EDGES, NB201_OPS  # noqa: E402
+from oracles import models  # noqa: E402
+from oracles.choices import LayerChoice  # noqa: E402
 
 
-def _median_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Median wall-clock and CPU seconds of ``fn``."""
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
-    return statistics.median(wall), statistics.median(cpu)
+class _ChoiceCell(models._FixedCell):
+    """A NAS-Bench-201 cell with one LayerChoice per edge (labels shared by every cell: one cell searched).
 
-
-class _ChoiceCell(nn.Module):
-    """A NAS-Bench-201 cell with one LayerChoice per edge (labels shared by every cell: one cell searched)."""
+    The fixed cell's forward (the DAG over the edges) serves unchanged: only the edges differ.
+    """
 
     def __init__(self, channels: int, dim: int) -> None:
-        super().__init__()
-        from engine.spaces import NB201_EDGES, NB201_OPS
-        from oracles import models
-        from oracles.choices import LayerChoice
-
+        nn.Module.__init__(self)
         self.edges = nn.ModuleList(
             LayerChoice({op: models.make_op(op, channels, channels, 1, dim) for op in NB201_OPS}, f"edge({d}<-{s})")
             for s, d in NB201_EDGES
         )
 
-    def forward(self, x: torch.Tensor, **_: Any) -> torch.Tensor:
-        nodes = [x]
-        k = 0
-        for dst in range(1, 4):
-            total = self.edges[k](nodes[0])
-            for src in range(1, dst):
-                total = total + self.edges[k + src](nodes[src])
-            nodes.append(total)
-            k += dst
-        return nodes[-1]
+
+def _sgd_steps(opt: torch.optim.Optimizer, logits: Callable[[Any], torch.Tensor], paths: Sequence[Any],
+               y: torch.Tensor) -> None:
+    """One SGD step per entry of ``paths`` on the loss of ``logits(path)`` (the step every row times)."""
+    for p in paths:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(logits(p), y).backward()
+        opt.step()
 
 
 def nb201_choices(input_shape: Sequence[int], num_classes: int, channels: int = 16, cells: int = 1) -> nn.Module:
     """The NAS-Bench-201 supernet written with choice modules (``bench.choice_supernet:nb201_choices``)."""
-    from oracles import models
-
     dim = len(input_shape) - 1
     return models.NB201Network(lambda c, _s, _i: _ChoiceCell(c, dim), channels, cells, int(input_shape[0]),
                                num_classes, dim)
@@ -120,7 +109,6 @@ def measure(name: str, args: argparse.Namespace) -> None:
         data = load_dataset("digits")
         space = get_space("nb201")
         spec, kwargs = "choice_supernet:nb201_choices", {"channels": args.channels, "cells": args.cells}
-        sys.path.insert(0, str(ROOT / "bench"))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         supernet = ModuleSupernet(space, spec, data.input_shape, data.num_classes, **kwargs)
@@ -143,23 +131,16 @@ def measure(name: str, args: argparse.Namespace) -> None:
     paths = [space.sample(rng).decisions for _ in range(args.train_steps)]
     steps = args.train_steps
 
+    same = [largest.decisions] * steps
+
     def step_alone() -> None:
-        for _ in range(steps):
-            opt_alone.zero_grad(set_to_none=True)
-            F.cross_entropy(alone(xb), yb).backward()
-            opt_alone.step()
+        _sgd_steps(opt_alone, lambda _: alone(xb), same, yb)
 
     def step_largest() -> None:
-        for _ in range(steps):
-            opt_super.zero_grad(set_to_none=True)
-            F.cross_entropy(supernet(xb, [largest.decisions]), yb).backward()
-            opt_super.step()
+        _sgd_steps(opt_super, lambda p: supernet(xb, [p]), same, yb)
 
     def step_random() -> None:
-        for p in paths:
-            opt_super.zero_grad(set_to_none=True)
-            F.cross_entropy(supernet(xb, [p]), yb).backward()
-            opt_super.step()
+        _sgd_steps(opt_super, lambda p: supernet(xb, [p]), paths, yb)
 
     rows: list[tuple[str, Callable[[], None]]] = [("plain network of the largest path", step_alone),
                                                   ("choice supernet, largest path", step_largest),
@@ -172,10 +153,7 @@ def measure(name: str, args: argparse.Namespace) -> None:
         built_in.train()
 
         def step_builtin() -> None:
-            for _ in range(steps):
-                opt_builtin.zero_grad(set_to_none=True)
-                F.cross_entropy(built_in(xb, [largest.decisions]), yb).backward()
-                opt_builtin.step()
+            _sgd_steps(opt_builtin, lambda p: built_in(xb, [p]), same, yb)
 
         rows.append(("built-in NB201 supernet, largest path", step_builtin))
     for _, fn in rows:
