@@ -11,9 +11,9 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
+from engine._plugins import load_entry_points
 from engine.spaces._base import SearchSpace
 
 ENTRY_POINT_GROUP = "nas_engine.spaces"
@@ -51,16 +51,9 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY:
-            continue
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a broken plugin must not hide the others
-            _log.warning("could not load space plugin %r (%s): %s", ep.name, ep.value, exc)
-            continue
-        if ep.name not in _REGISTRY:  # loading may have registered it by decorator already
-            register_space(ep.name)(obj)
+    for name, obj in load_entry_points(ENTRY_POINT_GROUP, "space", _log, skip=_REGISTRY):
+        if name not in _REGISTRY:  # loading may have registered it by decorator already
+            register_space(name)(obj)
 
 
 def list_spaces(pattern: str = "*") -> list[str]:

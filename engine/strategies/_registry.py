@@ -6,9 +6,9 @@ import fnmatch
 import importlib
 import logging
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
+from engine._plugins import load_entry_points
 from engine.spaces import SearchSpace
 from engine.strategies._base import Strategy
 
@@ -60,14 +60,9 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a broken plugin must not hide the others
-            _log.warning("could not load strategy plugin %r (%s): %s", ep.name, ep.value, exc)
-            continue
-        if isinstance(obj, type) and issubclass(obj, Strategy) and ep.name not in _REGISTRY:
-            register(ep.name)(obj)
+    for name, obj in load_entry_points(ENTRY_POINT_GROUP, "strategy", _log):
+        if isinstance(obj, type) and issubclass(obj, Strategy) and name not in _REGISTRY:
+            register(name)(obj)
 
 
 def list_strategies(pattern: str = "*") -> list[str]:
