@@ -188,6 +188,8 @@ class Search:
         self._retries = 0
         self.history: list[Evaluation] = []
         self._cache: dict[Query, Evaluation] = {}
+        self._measured: set[Query] = set()  # final-fidelity queries answered, to stop once the space is exhausted
+        self._space_size = strategy.space.size
         self._counts: Counter[str] = Counter()
         self._failures = 0
         self._oracle_seconds = 0.0
@@ -201,6 +203,8 @@ class Search:
         self.history.append(ev)
         if ev.status is not Status.SKIPPED:
             self._cache.setdefault(ev.query, ev)
+            if ev.fidelity == self.strategy.final_fidelity:
+                self._measured.add(ev.query)
         if not ev.cached and ev.status is not Status.SKIPPED:
             self._counts[ev.fidelity] += 1
             self._oracle_seconds += ev.cost
@@ -232,6 +236,8 @@ class Search:
         b = self.budget
         if b.evaluations is not None and self.n_evaluations >= b.evaluations:
             return "evaluations"
+        if len(self._measured) >= self._space_size:
+            return "space exhausted"  # every architecture measured: asking more could only repeat
         capped = set(b.per_fidelity)
         if (
             capped

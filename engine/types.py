@@ -103,6 +103,10 @@ class Oracle(Protocol):
     engine only relies on this method. An oracle should return one evaluation per
     architecture, in order; it may raise, in which case the search loop records a
     failed evaluation for each architecture of the batch.
+
+    An oracle that can only measure some architectures of its space (a table that
+    holds part of it) may also define ``covers() -> list[Architecture]``; the runner
+    then lets strategies search only those.
     """
 
     def evaluate(self, archs: Sequence[Architecture]) -> list[Evaluation]:

@@ -193,11 +193,11 @@ class TabularOracle(BaseOracle):
         self.cost_seconds = float(cost_seconds)
         columns = [objective, *self.metrics, *self.reported] + ([cost_column] if cost_column else [])
         self.table = load_table(space, self.path, arch_column, list(dict.fromkeys(columns)))
-        if len(self.table) < space.size:
-            _log.warning(
-                "table %s covers %d of the %d architectures of space %s: the others fail as 'not in table'",
-                self.path, len(self.table), space.size, space.name,
-            )
+        self.space = space
+
+    def covers(self) -> list[Architecture]:
+        """The architectures this table holds: the runner restricts a search to them."""
+        return [self.space.architecture(d) for d in self.table]
 
     def lookup(self, arch: Architecture) -> dict[str, float]:
         """All configured columns of ``arch``.

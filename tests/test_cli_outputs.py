@@ -69,15 +69,31 @@ def test_ignored_dataset_is_a_warning_and_the_summary_names_what_measured(tmp_pa
     assert "measured by  oracle TabularOracle" in proc.stdout
 
 
-def test_table_that_covers_nothing_useful_says_so_and_exits_non_zero(tmp_path: Path) -> None:
+def _small_table(tmp_path: Path, n: int, value: str) -> tuple[Path, set[str]]:
     space = get_space("nb201")
     rng = np.random.default_rng(0)
-    rows = {space.sample(rng).string for _ in range(5)}
-    (tmp_path / "t.csv").write_text("arch,accuracy\n" + "".join(f"{a},50\n" for a in sorted(rows)))
-    # random search (seed 3) asks none of those five cells: every evaluation fails
-    proc = _nas_search(tmp_path, f"oracle.table={tmp_path / 't.csv'}", "oracle.objective=accuracy",
-                       "strategy=random", "seed=3", "budget.evaluations=3", "hydra.run.dir=run")
-    assert "covers 5 of the 15625 architectures" in proc.stderr
+    cells = {space.sample(rng).string for _ in range(n)}
+    (tmp_path / "t.csv").write_text("arch,accuracy\n" + "".join(f"{a},{value}\n" for a in sorted(cells)))
+    return tmp_path / "t.csv", cells
+
+
+def test_partial_table_restricts_the_search_to_its_cells(tmp_path: Path) -> None:
+    table, cells = _small_table(tmp_path, 5, "50")
+    # Before: random search (seed 3) asked none of the five cells and failed every evaluation.
+    proc = _nas_search(tmp_path, f"oracle.table={table}", "oracle.objective=accuracy", "strategy=random",
+                       "seed=3", "budget.evaluations=8", "hydra.run.dir=run")
+    assert proc.returncode == 0, proc.stderr
+    assert "can measure 5 of the 15625 architectures of space nb201: the search is restricted" in proc.stderr
+    assert "budget.evaluations=8 is more than the 5 architectures searched" in proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["failures"] == 0 and summary["evaluations"] == 5
+    assert summary["stop_reason"] == "space exhausted" and summary["best"]["arch"] in cells
+
+
+def test_search_without_a_successful_evaluation_exits_non_zero(tmp_path: Path) -> None:
+    table, _ = _small_table(tmp_path, 3, "nan")  # a table whose every objective is missing
+    proc = _nas_search(tmp_path, f"oracle.table={table}", "oracle.objective=accuracy", "strategy=random",
+                       "budget.evaluations=3", "hydra.run.dir=run")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["best"] is None and summary["failures"] == 3
     assert proc.returncode == 1 and "no successful evaluation" in proc.stderr

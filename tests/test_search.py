@@ -220,8 +220,12 @@ def test_random_search_stops_when_the_space_is_exhausted() -> None:
             return [Evaluation(a, objective=float(sum(a.decisions))) for a in archs]
 
     result = Search(RandomSearch(space, seed=0), Everything(), Budget(evaluations=100)).run()
-    assert result.stop_reason == "strategy finished"
+    assert result.stop_reason == "space exhausted"
     assert sorted(e.arch.string for e in result.history) == sorted(a.string for a in space.enumerate())
+    # Evolution never says it is finished: without the exhaustion stop it asked repeats until max_stall.
+    evolution = create_strategy("regularized_evolution", space, seed=0, population=4, sample=2)
+    result = Search(evolution, Everything(), Budget(evaluations=100, max_stall=10_000)).run()
+    assert result.stop_reason == "space exhausted" and result.evaluations == space.size
 
 
 def test_evaluations_are_journaled_before_the_strategy_is_told(

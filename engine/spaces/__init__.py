@@ -7,6 +7,7 @@ from engine.spaces._chain import ChainSpace
 from engine.spaces._choices import ChoicesSpace
 from engine.spaces._nb201 import NB201_EDGES, NB201_OPS, NB201Space
 from engine.spaces._registry import ENTRY_POINT_GROUP, get_space, list_spaces, register_space
+from engine.spaces._subset import SubsetSpace, restrict
 
 register_space("nb201")(NB201Space)
 register_space("chain")(ChainSpace)
@@ -22,7 +23,9 @@ __all__ = [
     "Decision",
     "NB201Space",
     "SearchSpace",
+    "SubsetSpace",
     "get_space",
     "list_spaces",
     "register_space",
+    "restrict",
 ]

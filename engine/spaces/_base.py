@@ -122,6 +122,15 @@ class SearchSpace(ABC):
         decisions = self.canonical(decisions)
         return Architecture(self.name, decisions, self.format(decisions))
 
+    def closest(self, decisions: Sequence[int]) -> Architecture:
+        """The member nearest to ``decisions``: the canonical architecture itself here.
+
+        Strategies that build decisions outside the space's operators (rounding a continuous
+        relaxation, "the largest network") use this, so that a space restricted to a table's
+        cells can answer with its nearest cell instead of refusing.
+        """
+        return self.architecture(decisions)
+
     def contains(self, arch: Architecture) -> bool:
         """True when ``arch`` is a canonical architecture of this space."""
         return (
@@ -130,6 +139,11 @@ class SearchSpace(ABC):
             and all(0 <= d < dec.n for d, dec in zip(arch.decisions, self.decisions))
             and self.canonical(arch.decisions) == arch.decisions
         )
+
+    @property
+    def root(self) -> SearchSpace:
+        """The unrestricted space this one is a view of (itself, unless restricted to a table's cells)."""
+        return self
 
     def values(self, arch: Architecture) -> dict[str, str | int | float]:
         """Decision name -> chosen option value."""

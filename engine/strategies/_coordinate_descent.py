@@ -127,7 +127,7 @@ class CoordinateDescent(Strategy):
         if not self.started:
             self.started = True
             if self.start == "largest":
-                return self.space.architecture([d.n - 1 for d in self.space.decisions])
+                return self.space.closest([d.n - 1 for d in self.space.decisions])
             if self.start != "random":
                 return self.space.parse(self.start)
         return self.sample_new()

@@ -144,7 +144,7 @@ class Flash(Strategy):
                 for i in members:
                     n = self.space.decisions[i].n
                     decisions[i] = min(n - 1, round(key[g] * (n - 1) / top)) if top else 0
-            arch = self._round_cache[key] = self.space.architecture(decisions)
+            arch = self._round_cache[key] = self.space.closest(decisions)
         return arch
 
     # -- features and predictors ------------------------------------------------
@@ -155,8 +155,8 @@ class Flash(Strategy):
             return cached
         if arch.space == "nb201":
             topo = list(topology_features(arch).values())
-        elif isinstance(self.space, ChainSpace):
-            topo = list(chain_features(self.space, arch).values())
+        elif isinstance(self.space.root, ChainSpace):  # root: a space restricted to a table's cells
+            topo = list(chain_features(self.space.root, arch).values())
         else:
             topo = []
         out = np.concatenate([np.asarray(topo, dtype=np.float64), self.space.encode(arch)])
