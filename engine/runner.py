@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from engine.journal import Journal
+from engine.scale import accuracy_scale
 from engine.search import Budget, RetryPolicy, Search, SearchResult
 from engine.spaces import SearchSpace, get_space, restrict
 from engine.strategies import Strategy, create_strategy
@@ -339,11 +340,8 @@ def _objective_note(best: dict[str, Any]) -> str:
     if not names:
         return ""
     name = names[0]
-    if "acc" in name:
-        scale = "in %" if any(v > 1.0 for k, v in best["metrics"].items() if "acc" in k and isinstance(v, float)) \
-            else "a fraction of 1"
-        return f"  ({name}, {scale})"
-    return f"  ({name})"
+    scale = accuracy_scale(name, [v for k, v in best["metrics"].items() if "acc" in k and isinstance(v, float)])
+    return f"  ({name}, {scale})" if scale else f"  ({name})"
 
 
 def format_summary(summary: dict[str, Any]) -> str:

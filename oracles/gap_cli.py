@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from engine.cli import OutputGuard, _undo_hydra_outputs
 from engine.gap import GapReport, measure_gap
+from engine.scale import accuracy_scale
 from engine.spaces import Architecture, SearchSpace, get_space
 
 _log = logging.getLogger("nas_gap")
@@ -464,8 +465,10 @@ def make_plots(
         ax.set_title(f"{s['name']}  (supernet seed {seed}: tau {tau:.2f})" if tau is not None
                      else f"{s['name']}  (supernet seed {seed})", fontsize=9)
         label = metric.replace("_", " ")
-        ax.set_xlabel(f"stand-alone {label} (mean over seeds)", fontsize=8)
-        ax.set_ylabel(f"inherited {label}", fontsize=8)
+        scale = accuracy_scale(metric, x + y)
+        unit = f", {scale}" if scale else ""
+        ax.set_xlabel(f"stand-alone {label} (mean over seeds{unit})", fontsize=8)
+        ax.set_ylabel(f"inherited {label}{f' ({scale})' if scale else ''}", fontsize=8)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
@@ -660,8 +663,9 @@ def summary_text(result: Mapping[str, Any], gap_json: str | os.PathLike[str]) ->
     """
     sa = result["standalone"]
     spread = sa.get("spread")
+    scale = accuracy_scale("val_acc", spread or ())
     acc = (f"stand-alone val acc (mean over {result['standalone_seeds']} seed(s)) spans"
-           f" {_num(spread[0])} to {_num(spread[1])} over {sa['ok']} architecture(s)" if spread
+           f" {_num(spread[0])} to {_num(spread[1])} ({scale}) over {sa['ok']} architecture(s)" if spread
            else "stand-alone val acc: no architecture trained successfully with every seed")
     lines = [
         f"optimization gap on {result['dataset']} ({result['n_archs']} architectures,"

@@ -189,7 +189,7 @@ def test_gap_json_of_nas_gap_alone_gives_the_scatter(tmp_path: Path) -> None:
     assert result["jobs"] == 0 and (tmp_path / "gap" / "report" / "gap_scatter.png").is_file()
     cheap = [np.mean([seeds[s]["val_acc"][a] for s in seeds]) for a in archs]
     tau = kendall_tau(cheap, [truth[a] for a in archs])
-    assert f"| `uniform` | supernet | stand-alone | 20 | {tau:.3f} | - |" in result["markdown"]
+    assert f"| `uniform` | supernet | stand-alone val_acc | 20 | {tau:.3f} | - |" in result["markdown"]
     # with nas-gap's table, its own headline tau (mean of per-seed taus) is printed with its definition
     per_seed = [kendall_tau([seeds[s]["val_acc"][a] for a in archs], [truth[a] for a in archs]) for s in seeds]
     gap["table"] = [{"name": "uniform", "kind": "supernet", "kendall_tau": float(np.mean(per_seed)),
@@ -230,6 +230,7 @@ def test_a_single_run_on_a_unit_scale_has_four_decimals_and_no_spread(tmp_path: 
     assert _table_rows(md)["`alpha`"] == ["1", "0.9587", "0.9612", "4"]  # not 0.96 ± 0.00
     assert "±" not in md and "+-" not in md
     assert "1 job in 1 group" in md and "one run per group, so no spread" in md
+    assert "(a fraction of 1)" in md and "(in %)" not in md  # the scale is said where the figures are
     (fig,) = figures
     title = fig._suptitle.get_text()
     assert "1 run" in title and "mean over seeds" not in title
@@ -238,8 +239,9 @@ def test_a_single_run_on_a_unit_scale_has_four_decimals_and_no_spread(tmp_path: 
 def test_several_seeds_on_a_percent_scale_keep_two_decimals_and_the_spread(sweep: Path, figures: list[Any]) -> None:
     md = write_report(sweep, budgets=[2])["markdown"]
     assert _table_rows(md)["`alpha`"][1] == "91.00 ± 1.00"
-    assert "mean ± std over seeds" in md
+    assert "mean ± std over seeds" in md and "(in %)" in md
     assert figures[0]._suptitle.get_text().startswith("mean over seeds")
+    assert all("(in %)" in ax.get_ylabel() for ax in figures[0].axes)
 
 
 def test_best_so_far_shows_the_earliest_points_and_its_legend_covers_no_final_point(
@@ -282,3 +284,4 @@ def test_gap_scatter_has_stand_alone_on_x_and_supernet_on_y_like_nas_gap(tmp_pat
     assert sorted(xy[:, 0].tolist()) == pytest.approx(sorted(truth.values()))
     assert sorted(xy[:, 1].tolist()) == pytest.approx(sorted(inherited.values()))
     assert "stand-alone" in ax.get_xlabel() and "inherited" in ax.get_ylabel()
+    assert "a fraction of 1" in ax.get_xlabel() and "a fraction of 1" in ax.get_ylabel()

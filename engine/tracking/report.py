@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from engine.journal import Journal, JournalError
+from engine.scale import accuracy_scale
 from engine.types import Evaluation, Status
 
 _log = logging.getLogger("engine.report")
@@ -417,7 +418,7 @@ def plot_best_so_far(jobs: Sequence[Job], metric: str, path: Path, band: str = "
     for panel, ax in enumerate(axes):
         ax.set_title(titles[panel], fontsize=11)
         ax.set_xlabel("evaluations")
-        ax.set_ylabel(objective if panel == 0 else metric)
+        ax.set_ylabel((objective if panel == 0 else metric) + _scale_note(jobs, metric, panel))
         ax.grid(True, alpha=0.3)
         if per_panel[panel]:
             means, lows, highs = zip(*per_panel[panel])
@@ -510,7 +511,7 @@ def gap_json_pairs(root: Path) -> dict[str, tuple[str, str, list[tuple[str, floa
                 pts_s = [p for p in pts_s if math.isfinite(p[1]) and math.isfinite(p[2])]
                 if pts_s:
                     name = f"{where}: {setting.get('name', 'supernet')}" if where != "gap" else str(setting.get("name"))
-                    out[name] = ("supernet", "stand-alone", pts_s)
+                    out[name] = ("supernet", "stand-alone val_acc", pts_s)
             continue
         data = data.get("scores", data) if isinstance(data, Mapping) else data
         pts: list[tuple[str, float, float]] = []
@@ -535,7 +536,9 @@ def gap_json_pairs(root: Path) -> dict[str, tuple[str, str, list[tuple[str, floa
     return out
 
 
-def plot_gap(pairs: Mapping[str, tuple[str, str, list[tuple[str, float, float]]]], path: Path) -> Path:
+def plot_gap(
+    pairs: Mapping[str, tuple[str, str, list[tuple[str, float, float]]]], path: Path, accuracy: Sequence[str] = ()
+) -> Path:
     """Final (stand-alone) objective on x, cheap (supernet, inherited) on y, per architecture; Kendall tau in titles.
 
     The axes follow ``nas-gap``'s ``gap_scatter.png`` (stand-alone on x, inherited
@@ -555,8 +558,10 @@ def plot_gap(pairs: Mapping[str, tuple[str, str, list[tuple[str, float, float]]]
         ax.scatter(x, y, s=14, alpha=0.7, edgecolors="none")
         best = int(np.argmax(y))
         ax.scatter([x[best]], [y[best]], s=60, facecolors="none", edgecolors="red", label=f"{cheap} pick")
-        ax.set_xlabel(f"{final} objective (final)")
-        ax.set_ylabel(f"{cheap} objective ({'inherited' if cheap == 'supernet' else 'cheap'})")
+        x_scale, y_scale = (accuracy_scale("acc", v) if label in accuracy else None for v in (x, y))
+        ax.set_xlabel(f"{final} objective (final{', ' + x_scale if x_scale else ''})")
+        ax.set_ylabel(f"{cheap} objective ({'inherited' if cheap == 'supernet' else 'cheap'}"
+                      f"{', ' + y_scale if y_scale else ''})")
         ax.set_title(f"{label}\nn={len(pts)}, Kendall tau of the points shown={tau:.3f}", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8)
@@ -657,12 +662,20 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def _scale_note(jobs: Sequence[Job], metric: str, panel: int = 1) -> str:
+    """`` (in %)`` or `` (a fraction of 1)`` for an accuracy, read off the values shown; empty otherwise."""
+    values = [float(v) for j in jobs if j.evaluations for v in j.trajectory(metric)[panel]]
+    scale = accuracy_scale(objective_name(jobs) if panel == 0 else metric, values)
+    return f" ({scale})" if scale else ""
+
+
 def _cells_say(jobs: Sequence[Job], metric: str) -> str:
     """What a table cell is: a mean ± std over seeds, or with one run per group the value of that run."""
     sizes = [len(m) for m in groups(jobs).values()]
+    scale = _scale_note(jobs, metric)
     if max(sizes) == 1:
-        return f"cells are its `{metric}` (one run per group, so no spread)."
-    text = f"cells are mean ± std over seeds of its `{metric}`"
+        return f"cells are its `{metric}`{scale} (one run per group, so no spread)."
+    text = f"cells are mean ± std over seeds of its `{metric}`{scale}"
     return text + (" (a cell without ± is a single run)." if min(sizes) == 1 else ".")
 
 
@@ -714,11 +727,17 @@ def write_report(
     if any(j.evaluations for j in jobs):
         files.append(plot_best_so_far(jobs, metric, out / "best_so_far.png", band, level))
         lines += [f"![best so far]({files[-1].name})", ""]
-    pairs = {**fidelity_pairs(jobs), **gap_pairs}
+    fid_pairs = fidelity_pairs(jobs)
+    pairs = {**fid_pairs, **gap_pairs}
     if pairs:
         from engine.gap import kendall_tau
 
-        files.append(plot_gap(pairs, out / "gap_scatter.png"))
+        # Which pairs are accuracies, so the axes can say their scale: nas-gap's are val_acc, a sweep's
+        # are its objective.
+        objective = objective_name(jobs)
+        accuracy = [k for k, (_, final, _) in pairs.items()
+                    if "acc" in final or (k in fid_pairs and "acc" in objective)]
+        files.append(plot_gap(pairs, out / "gap_scatter.png", accuracy))
         headline = gap_json_taus(root)
         lines += ["## Cheap vs final fidelity", "",
                   "Kendall tau of the points plotted (for a `gap.json`: supernet seeds' accuracies averaged first);"
