@@ -75,7 +75,8 @@ def build_strategy(cfg: DictConfig, space: SearchSpace) -> Strategy:
     try:
         return create_strategy(name, space, seed=seed, **options)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"strategy: {exc}") from None
+        text = str(exc)
+        raise ConfigError(text if text.startswith("strategy.") else f"strategy: {text}") from None
 
 
 def build_oracle(

@@ -81,7 +81,7 @@ def test_unknown_strategy_group_lists_options(hydra_ctx: None) -> None:
         ("strategy.name=evolution", r"unknown strategy 'evolution'; available: .*regularized_evolution"),
         ("budget.evaluations=-5", r"budget\.evaluations"),
         ("batch_size=0", r"batch_size"),
-        ("strategy.population=0", r"strategy: "),
+        ("strategy.population=0", r"strategy\.population must be >= 1"),
         ("+strategy.temperature=1.0", r"strategy: .*temperature"),
         ("oracle.objective=accuracy", r"oracle: .*no column 'accuracy'"),
         ("oracle.table=/nonexistent/table.csv", r"oracle: table file not found"),

@@ -72,8 +72,27 @@ def test_create_strategy_options() -> None:
     assert (s.seed, s.population_size, s.sample_size) == (3, 20, 4)  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match=r"bad options for strategy 'random'.*temperature"):
         create_strategy("random", space, temperature=2.0)
-    with pytest.raises(ValueError, match="sample <= population"):
+    with pytest.raises(ValueError, match=r"strategy\.sample must be in \[1, population=3\]"):
         create_strategy("regularized_evolution", space, population=3, sample=5)
+    with pytest.raises(ValueError, match=r"strategy\.mutation_tries must be an integer, got 'abc'"):
+        create_strategy("regularized_evolution", space, mutation_tries="abc")
+
+
+def _scalar_options(name: str) -> list[tuple[str, type]]:
+    import typing
+
+    hints = typing.get_type_hints(get_strategy(name).__init__)
+    return [(k, h) for k, h in hints.items() if k not in ("seed", "return") and h in (int, float)]
+
+
+@pytest.mark.parametrize("name", list_strategies())
+def test_every_numeric_option_refuses_a_word(name: str) -> None:
+    """A word for a numeric option is refused at construction, naming ``strategy.<option>``, for every strategy."""
+    space = get_space("nb201")
+    options = _scalar_options(name)
+    for key, _ in options:
+        with pytest.raises(ValueError, match=rf"^strategy\.{key} must be (an integer|a number)"):
+            create_strategy(name, space, **{key: "abc"})
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])

@@ -54,8 +54,12 @@ class RegularizedEvolution(Strategy):
         mutation_tries: int = 10,
     ) -> None:
         super().__init__(space, seed)
-        if population < 1 or not 1 <= sample <= population:
-            raise ValueError(f"need population >= 1 and 1 <= sample <= population, got {population}, {sample}")
+        if population < 1:
+            raise ValueError(f"strategy.population must be >= 1, got {population}")
+        if not 1 <= sample <= population:
+            raise ValueError(f"strategy.sample must be in [1, population={population}], got {sample}")
+        if mutation_tries < 0:
+            raise ValueError(f"strategy.mutation_tries must be >= 0, got {mutation_tries}")
         self.population_size = population
         self.sample_size = sample
         self.mutation_tries = mutation_tries

@@ -30,7 +30,7 @@ class LocalSearch(Strategy):
     def __init__(self, space: SearchSpace, seed: int = 0, n_init: int = 10) -> None:
         super().__init__(space, seed)
         if n_init < 1:
-            raise ValueError(f"n_init must be >= 1, got {n_init}")
+            raise ValueError(f"strategy.n_init must be >= 1, got {n_init}")
         self.n_init = n_init
         self.incumbent: Architecture | None = None
         self.incumbent_score = float("-inf")

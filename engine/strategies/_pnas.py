@@ -63,8 +63,9 @@ class PNAS(Strategy):
         super().__init__(space, seed)
         check_options(acquisition, target)
         self.target = target
-        if n_init < 1 or beam < 1 or n_completions < 1:
-            raise ValueError(f"need n_init, beam and n_completions >= 1; got {n_init}, {beam}, {n_completions}")
+        for key, value in (("n_init", n_init), ("beam", beam), ("n_completions", n_completions)):
+            if value < 1:
+                raise ValueError(f"strategy.{key} must be >= 1, got {value}")
         self.n_init = n_init
         self.beam_width = beam
         self.n_completions = n_completions

@@ -5,6 +5,8 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import logging
+import types
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -93,7 +95,49 @@ def create_strategy(name: str, space: SearchSpace, seed: int = 0, **kwargs: Any)
         ValueError: for an unknown strategy or an option it does not take.
     """
     cls = get_strategy(name)
+    _check_option_types(cls, kwargs)
     try:
         return cls(space, seed=seed, **kwargs)
     except TypeError as exc:
         raise ValueError(f"bad options for strategy {name!r}: {exc}") from None
+
+
+_SCALARS: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _accepts(hint: Any, value: Any) -> bool | None:
+    """Whether ``value`` fits a scalar annotation; None where the annotation is not a plain scalar (not checked)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        answers = [_accepts(h, value) for h in typing.get_args(hint)]
+        return None if None in answers else any(answers)
+    if hint is type(None):
+        return value is None
+    if hint not in _SCALARS:
+        return None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _check_option_types(cls: type[Strategy], options: dict[str, Any]) -> None:
+    """Refuse an option whose value does not fit the constructor's scalar annotation.
+
+    Why: a strategy reads most options only when it first needs them, so ``mutation_tries=abc``
+    would run a short search without complaint and fail (or not) much later; the annotation
+    already says what is meant, so the check is made once here for every strategy, plugins too.
+
+    Raises:
+        ValueError: naming ``strategy.<option>`` and the expected type.
+    """
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation that cannot be resolved is simply not checked
+        return
+    for key, value in options.items():
+        hint = hints.get(key)
+        if hint is None or _accepts(hint, value) is not False:
+            continue
+        wanted = [_SCALARS.get(h, "null") for h in typing.get_args(hint)] or [_SCALARS[hint]]
+        raise ValueError(f"strategy.{key} must be {' or '.join(wanted)}, got {value!r}")
