@@ -23,6 +23,7 @@ FIELDS: dict[str, st.SearchStrategy] = {
     "budget.per_fidelity": st.sampled_from([{}, {"default": 2}, {"default": -1}, {"default": "x"}, [1], "x"]),
     "strategy.population": st.sampled_from([10, 0, -2, "x", None, 2.5]),
     "strategy.sample": st.sampled_from([5, 0, 11, "x"]),
+    "strategy.mutation_tries": st.sampled_from([10, 0, -1, "x", 1.5]),
     "strategy.unknown_option": st.sampled_from([None, 1]),
     "retry": st.sampled_from([{"attempts": 1, "errors": ["OutOfMemoryError"]}, {"attempts": -1, "errors": []},
                               {"attempts": 1, "errors": "OutOfMemoryError"}, {"attempts": 1, "errors": [""]},
@@ -48,6 +49,7 @@ INVALID: dict[str, list] = {
     "budget.wall_seconds": [-1, "x"],
     "budget.oracle_seconds": [-1, "x", True],
     "budget.evalutions": [10],  # a typo of a budget key
+    "strategy.mutation_tries": [-1, "x", 1.5],  # read only when a child is mutated: refused at start anyway
     "resume": [True, "maybe", 1],  # true with no journal to resume is refused too
 }
 
