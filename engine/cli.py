@@ -164,7 +164,7 @@ def _main(cfg: DictConfig) -> None:
     try:
         hc = HydraConfig.get()
         chosen = any(o.lstrip("+~").startswith("dataset") for o in hc.overrides.task)
-        summary = run_search(cfg, hc.runtime.output_dir, dataset_chosen=chosen)
+        summary = run_search(cfg, hc.runtime.output_dir, dataset_chosen=chosen, overrides=list(hc.overrides.task))
     except (ConfigError, JournalError) as exc:
         logging.getLogger("engine").error("%s", exc)
         _undo_hydra_outputs()

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,11 @@ _log = logging.getLogger("engine")
 # (supernet training), which the search's own wall clock does not.
 _PROCESS_START = time.monotonic()
 
-# Keys that may change between a killed run and its resume.
-_RESUME_FREE_KEYS = ("resume", "tracker", "progress")
+# Keys (dotted, with everything under them) that a resume may change: they decide when the search
+# stops, where its results are shown or how transient faults are retried, never what an evaluation
+# measures or what the strategy asks. Everything else (space, strategy and its options, seed,
+# oracle, dataset, fidelities, batch size, executor threads) must match the journal's run.
+_RESUME_FREE_KEYS = ("resume", "tracker", "progress", "budget", "retry", "output.summary", "executor.address")
 
 
 class ConfigError(ValueError):
@@ -252,8 +255,75 @@ def prepare_oracles(oracles: dict[str, Oracle]) -> None:
 
 
 def _identity(cfg: DictConfig) -> dict[str, Any]:
-    plain = _plain(cfg)
-    return {k: v for k, v in plain.items() if k not in _RESUME_FREE_KEYS and k != "hydra"}
+    """The run's config as the journal keeps it (Hydra's own node left out)."""
+    return {k: v for k, v in _plain(cfg).items() if k != "hydra"}
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict) or (not node and prefix):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for k, v in node.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _under(key: str, prefixes: Iterable[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def resume_differences(
+    stored: Mapping[str, Any], current: Mapping[str, Any], overrides: Sequence[str] = ()
+) -> list[str]:
+    """The keys that forbid resuming a journal written under ``stored`` with the config ``current``.
+
+    A key free to change on resume (budget, presentation: ``_RESUME_FREE_KEYS``) never counts. A
+    key that the journal's config lacks (a release added it after the run started) counts as
+    unchanged unless the user set it in ``overrides``: it then has the default the new release
+    gives it, which is what the earlier release did without a key. A key the journal has and the
+    config lacks (removed by a release) decides nothing any more and is ignored too.
+
+    Args:
+        stored: The config kept in the journal.
+        current: The config of this run.
+        overrides: The command-line overrides (``key=value``, ``+key=value``, ``group=option``).
+
+    Returns:
+        The differing keys, dotted and sorted; empty when the resume may go on.
+    """
+    set_by_user = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    old, new = _flatten(dict(stored)), _flatten(dict(current))
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        if _under(key, _RESUME_FREE_KEYS) or key not in new:
+            continue
+        if key not in old:
+            if any(_under(key, [k]) or _under(k, [key]) for k in set_by_user):
+                changed.append(key)
+        elif old[key] != new[key]:
+            changed.append(key)
+    return changed
+
+
+def _log_extension(old: Mapping[str, Any], new: Mapping[str, Any], strategy: Strategy, batch_size: int) -> None:
+    """Say which budget a resume changed, and when the result will differ from one uninterrupted run."""
+    changes = [f"budget.{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+               if old.get(k) != new.get(k)]
+    if not changes:
+        return
+    _log.info("resuming with a changed budget: %s", ", ".join(changes))
+    before = old.get("evaluations")
+    if isinstance(before, int) and before % batch_size and new.get("evaluations") != before:
+        _log.warning(
+            "budget.evaluations %d is not a multiple of batch_size %d: if the earlier run spent it, its last batch"
+            " was cut short, and the extended search will not ask exactly what one run with the new budget would",
+            before, batch_size,
+        )
+    if strategy.plans_with_budget:
+        _log.warning(
+            "strategy %s plans with its budget: continued under a changed budget, it will not ask what one"
+            " uninterrupted run with the new budget would have asked", strategy.name,
+        )
 
 
 def evaluation_record(ev: Evaluation) -> dict[str, Any]:
@@ -383,7 +453,8 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def run_search(
-    cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any] = (), dataset_chosen: bool = False
+    cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any] = (), dataset_chosen: bool = False,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Build everything from ``cfg``, run (or resume) the search, write ``summary.json``.
 
@@ -393,6 +464,8 @@ def run_search(
         callbacks: Extra search callbacks (trackers add theirs from ``cfg.tracker``).
         dataset_chosen: The user set ``dataset`` (the CLI knows from the overrides): warn when no
             oracle reads it.
+        overrides: The command-line overrides: on resume, a key the journal's config lacks counts as
+            changed only when the user set it here (see :func:`resume_differences`).
 
     Returns:
         The summary dictionary.
@@ -409,7 +482,7 @@ def run_search(
         raise ConfigError(str(exc)) from None
     # The session finishes the W&B run (failed, exit code 1) when the search raises.
     with session:
-        summary = _run_search(cfg, output_dir, [*callbacks, *session.callbacks], dataset_chosen)
+        summary = _run_search(cfg, output_dir, [*callbacks, *session.callbacks], dataset_chosen, overrides)
         session.log_outputs(summary)
     return summary
 
@@ -461,7 +534,8 @@ def validate_config(cfg: DictConfig) -> None:
 
 
 def _run_search(
-    cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any], dataset_chosen: bool = False
+    cfg: DictConfig, output_dir: str | os.PathLike[str], callbacks: Sequence[Any], dataset_chosen: bool = False,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     out = Path(output_dir)
     check_run_options(cfg)
@@ -501,16 +575,27 @@ def _run_search(
     try:
         identity = _identity(cfg)
         stored = journal.get_meta("config")
+        if stored is not None:
+            changed = resume_differences(stored, identity, overrides)
+            if changed:
+                old, new = _flatten(stored), _flatten(identity)
+                shown = ", ".join(f"{k} ({old.get(k, 'absent')!r} -> {new.get(k)!r})" for k in changed)
+                raise ConfigError(
+                    f"cannot resume {journal_path}: the config differs in {shown}; these decide what the search"
+                    " measures (only budget, retry, tracker, progress and output.summary may change)"
+                )
+            _log_extension(stored.get("budget") or {}, identity.get("budget") or {}, strategy, batch_size)
         if stored is None:
             journal.set_meta("config", identity)
-        elif stored != identity:
-            changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
-            raise ConfigError(f"cannot resume {journal_path}: the config differs in {changed}")
         prepare_oracles(oracles)
         search = Search(
             strategy, oracles, budget, journal=journal, batch_size=batch_size, callbacks=callbacks, retry=retry
         )
         result = search.run()
+        if stored is not None and stored != identity:
+            # The latest budget, for the next resume and nas-report; written once the journal was read
+            # whole, so a journal that cannot be resumed is left exactly as it was.
+            journal.set_meta("config", identity)
     except ConfigError:
         discard = not exists and len(journal) == 0  # refused before anything was evaluated: leave no trace
         raise

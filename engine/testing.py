@@ -37,8 +37,10 @@ prefix of a longer one's queries), ``determinism``
 (same seed, same queries), ``state_roundtrip`` (``state_dict`` /
 ``load_state_dict`` mid-batch, in memory and through :mod:`engine.serialize`),
 ``resume`` (a search interrupted before or after a snapshot resumes from its
-journal exactly) and ``beats_random`` (mean best true objective over several
-seeds and toy problems above random search's).
+journal exactly), ``extend`` (unless ``plans_with_budget``, a finished search
+resumed with a larger budget journals what one run with that budget does) and
+``beats_random`` (mean best true objective over several seeds and toy problems
+above random search's).
 
 Budgets: a single-fidelity strategy gets ``budget`` evaluations. A multi-fidelity
 one gets ``budget`` at its final fidelity and ``3 * budget`` at each other one
@@ -78,6 +80,7 @@ __all__ = [
     "check_budget",
     "check_contract",
     "check_determinism",
+    "check_extend",
     "check_failures",
     "check_resume",
     "check_space",
@@ -820,6 +823,51 @@ def check_beats_random(
         )
 
 
+def check_extend(
+    cls: type[Strategy], *, space: SpaceLike = None, seeds: Sequence[int] = DEFAULT_SEEDS, budget: int = 30
+) -> None:
+    """A finished search resumed with a larger budget ends as one run with that budget from the start.
+
+    That is what ``nas-search ... resume=true budget.evaluations=<more>`` promises (for a
+    first budget that is a multiple of the batch size, so that its last batch was asked
+    whole): the journal of the extended run must equal the uninterrupted one's row for row, and no
+    architecture reaches the oracle twice. Skipped for strategies that declare
+    ``plans_with_budget`` (their plan depends on the budget, so the runs differ by design).
+    """
+    if cls.plans_with_budget:
+        return
+    sp = _space(space)
+    batch = 2
+    first = budget // 2 // batch * batch  # a first budget that is not a multiple of the batch cuts its last batch
+    for seed in seeds:
+        label = _label(cls, sp, seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            with Journal(Path(tmp) / "ref.sqlite") as journal:
+                _search(make_strategy(cls, sp, seed), sp, budget, problem=seed, batch_size=batch, journal=journal)
+                expected = _queries(e for _, e in journal.evaluations())
+            counting = {f: _CountingOracle(o) for f, o in toy_oracles(cls, sp, seed=seed).items()}
+            path = Path(tmp) / "extended.sqlite"
+            for n in (first, budget):  # the first search finishes at ``first``; the second continues it
+                with Journal(path) as journal:
+                    try:
+                        _search(make_strategy(cls, sp, seed), sp, n, batch_size=batch, oracles=counting,
+                                journal=journal)
+                    except Exception as exc:
+                        raise AssertionError(f"{label}: extending a finished search from {first} to {budget}"
+                                             f" evaluations raised {exc!r}") from exc
+            with Journal(path) as journal:
+                got = _queries(e for _, e in journal.evaluations())
+        if got != expected:
+            raise AssertionError(
+                f"{label}: a search of {first} evaluations resumed with a budget of {budget} journaled a different"
+                f" sequence than one run of {budget}; {_first_difference(got, expected)}."
+                " Declare plans_with_budget = True if the strategy reads budget_left."
+            )
+        for fid, oracle in counting.items():
+            if len(set(oracle.calls)) != len(oracle.calls):
+                raise AssertionError(f"{label}: extending the budget evaluated an architecture twice at {fid!r}")
+
+
 CHECKS: dict[str, Callable[..., None]] = {
     "contract": check_contract,
     "failures": check_failures,
@@ -828,6 +876,7 @@ CHECKS: dict[str, Callable[..., None]] = {
     "determinism": check_determinism,
     "state_roundtrip": check_state_roundtrip,
     "resume": check_resume,
+    "extend": check_extend,
     "beats_random": check_beats_random,
 }
 """Every check by name; each takes ``(cls, *, space=..., seeds=..., ...)`` and raises AssertionError."""

@@ -102,7 +102,7 @@ def test_existing_run_needs_resume_and_the_same_config(hydra_ctx: None, tmp_path
     first = run_search(_cfg("budget.evaluations=8", "seed=1"), tmp_path)
     with pytest.raises(ConfigError, match="resume=true"):
         run_search(_cfg("budget.evaluations=8", "seed=1"), tmp_path)
-    with pytest.raises(ConfigError, match=r"config differs in \['seed'\]"):
+    with pytest.raises(ConfigError, match=r"config differs in seed \(1 -> 2\)"):
         run_search(_cfg("budget.evaluations=8", "seed=2", "resume=true"), tmp_path)
     again = run_search(_cfg("budget.evaluations=8", "seed=1", "resume=true"), tmp_path)
     assert again["best"] == first["best"] and again["evaluations"] == 8

@@ -255,6 +255,7 @@ def test_budget_prefix_holds_for_a_multi_fidelity_strategy_that_does_not_plan() 
         (_WorseThanRandom, "beats_random", "does not beat random"),
         (_NoDefaults, "contract", "defaults only"),
         (_PlansSilently, "budget_prefix", "asked differently"),
+        (_PlansSilently, "extend", "resumed with a budget of 30 journaled a different sequence"),
     ],
 )
 def test_suite_catches_broken_strategies(cls: type[Strategy], check: str, message: str) -> None:

@@ -156,6 +156,7 @@ def kill_and_resume(
     delay: float = 0.02,
     seed: int = 0,
     rng: np.random.Generator | None = None,
+    extend_from: int | None = None,
 ) -> Figures:
     """Run the harness for one configuration (see the module docstring).
 
@@ -168,6 +169,8 @@ def kill_and_resume(
         delay: Real seconds per evaluation, so kills land mid-search.
         seed: The search seed.
         rng: Chooses the kill points.
+        extend_from: First finish the killed run's directory with this smaller budget, then kill and
+            resume it with ``evaluations`` (a budget extension); the reference runs ``evaluations`` at once.
     """
     rng = rng or np.random.default_rng(12345)
     fig = Figures(config=name)
@@ -183,6 +186,14 @@ def kill_and_resume(
     pids: list[int] = []
     log = (workdir / "stderr.log").open("w")
     try:
+        if extend_from is not None:
+            first = [*overrides, f"seed={seed}", f"budget.evaluations={extend_from}", *chain[len(base):]]
+            committed.append(0)
+            proc = subprocess.Popen(_command(run_dir, first), stdout=subprocess.DEVNULL, stderr=log, env=_env())
+            pids.append(proc.pid)
+            fig.processes += 1
+            if proc.wait(timeout=300) != 0:
+                fig.notes.append(f"the first run (budget {extend_from}) exited with {proc.returncode}")
         for k in range(kills):
             before = journal_rows(journal)
             committed.append(len(before))

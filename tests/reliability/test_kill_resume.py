@@ -25,3 +25,17 @@ def test_sigkill_at_random_points_loses_and_repeats_nothing(config: str, tmp_pat
     assert fig.repeated == 0, fig
     assert fig.identical and fig.summary_identical, fig
     assert fig.evaluations_checked >= 16
+
+
+@pytest.mark.slow
+def test_sigkill_while_extending_a_finished_run_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """Issue 14: a run finished at 9 evaluations (3 batches of 3), resumed with 18 and killed during the extension."""
+    config = "regularized_evolution/b3+faults"
+    fig = kill_and_resume(
+        config, CONFIGS[config], tmp_path, kills=2, evaluations=18, delay=0.03, rng=np.random.default_rng(11),
+        extend_from=9,
+    )
+    assert fig.kills >= 1, fig.notes
+    assert fig.lost == 0, fig
+    assert fig.repeated == 0, fig
+    assert fig.identical and fig.summary_identical, fig
