@@ -305,20 +305,13 @@ def resume_differences(
     return changed
 
 
-def _log_extension(old: Mapping[str, Any], new: Mapping[str, Any], strategy: Strategy, batch_size: int) -> None:
+def _log_extension(old: Mapping[str, Any], new: Mapping[str, Any], strategy: Strategy) -> None:
     """Say which budget a resume changed, and when the result will differ from one uninterrupted run."""
     changes = [f"budget.{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
                if old.get(k) != new.get(k)]
     if not changes:
         return
     _log.info("resuming with a changed budget: %s", ", ".join(changes))
-    before = old.get("evaluations")
-    if isinstance(before, int) and before % batch_size and new.get("evaluations") != before:
-        _log.warning(
-            "budget.evaluations %d is not a multiple of batch_size %d: if the earlier run spent it, its last batch"
-            " was cut short, and the extended search will not ask exactly what one run with the new budget would",
-            before, batch_size,
-        )
     if strategy.plans_with_budget:
         _log.warning(
             "strategy %s plans with its budget: continued under a changed budget, it will not ask what one"
@@ -584,7 +577,7 @@ def _run_search(
                     f"cannot resume {journal_path}: the config differs in {shown}; these decide what the search"
                     " measures (only budget, retry, tracker, progress and output.summary may change)"
                 )
-            _log_extension(stored.get("budget") or {}, identity.get("budget") or {}, strategy, batch_size)
+            _log_extension(stored.get("budget") or {}, identity.get("budget") or {}, strategy)
         if stored is None:
             journal.set_meta("config", identity)
         prepare_oracles(oracles)

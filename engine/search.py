@@ -368,13 +368,15 @@ class Search:
             self.strategy.budget_left = self.budget_left()
             queries = self.strategy.pending
             if not queries:
-                n = self.batch_size
-                if self.budget.evaluations is not None:
-                    n = max(1, min(n, self.budget.evaluations - self.n_evaluations))
-                queries = self.strategy.ask(n)
+                queries = self.strategy.ask(self.batch_size)
                 if not queries:
                     reason = "strategy finished"
                     break
+            if self.budget.evaluations is not None:
+                # A batch is always asked whole and only what the budget allows is evaluated: the rest stays
+                # pending in the strategy's snapshot, so a search resumed with a larger budget evaluates it
+                # next and asks exactly what one run with that budget would have (a cut ask would not).
+                queries = queries[: max(1, self.budget.evaluations - self.n_evaluations)]
             evals, replayed = self._evaluate(queries)
             if self.journal is not None:
                 # Committed before the strategy is told; replayed rows are already there.

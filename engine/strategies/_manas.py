@@ -96,17 +96,20 @@ class MANAS(Strategy):
             out.append(self.draw_new(lambda: self.space.architecture(self._walk()[0]), self.unique_tries, out))
         return out
 
-    def _reward(self, ev: Evaluation) -> float | None:
+    def _reward(self, ev: Evaluation, upto: int) -> float | None:
         if ev.ok and ev.objective is not None:
-            seen = [e.objective for e in self.history if e.ok and e.objective is not None]
+            # Ranked among the evaluations told up to and including this one, so that a batch told at once
+            # rewards what the same batch told in parts does (a budget extension tells a cut batch in two).
+            seen = [e.objective for e in self.history[:upto] if e.ok and e.objective is not None]
             return float(percentileofscore(seen, ev.objective, kind="mean")) / 100.0
         if ev.status is Status.FAILED and self.failure_reward is not None:
             return float(self.failure_reward)
         return None
 
     def _tell(self, evaluations: Sequence[Evaluation]) -> None:
-        for ev in evaluations:
-            r = self._reward(ev)
+        start = len(self.history) - len(evaluations)  # the base class has appended them already
+        for j, ev in enumerate(evaluations):
+            r = self._reward(ev, start + j + 1)
             if r is None:
                 continue
             decisions, probs, free = self._walk(ev.arch)
