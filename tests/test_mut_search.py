@@ -144,7 +144,7 @@ def test_retry_policy_validation_and_matching(space: SearchSpace) -> None:
 # -- budgets --------------------------------------------------------------------------------------
 
 
-def test_batches_shrink_to_the_evaluations_left(space: SearchSpace) -> None:
+def test_a_batch_is_asked_whole_and_cut_to_the_evaluations_left(space: SearchSpace) -> None:
     oracle = Sum()
     strategy = RandomSearch(space, seed=0)
     asked: list[int] = []
@@ -156,8 +156,9 @@ def test_batches_shrink_to_the_evaluations_left(space: SearchSpace) -> None:
 
     strategy._ask = spy  # type: ignore[method-assign]
     result = Search(strategy, oracle, Budget(evaluations=8), batch_size=3).run()
-    assert asked == [3, 3, 2] and result.evaluations == 8 == len(oracle.calls)
+    assert asked == [3, 3, 3] and result.evaluations == 8 == len(oracle.calls)
     assert result.stop_reason == "evaluations"
+    assert len(strategy.pending) == 1  # the query the budget cut stays pending, for a resume with more budget
 
 
 def test_oracle_seconds_budget_stops_on_reaching_it_exactly(space: SearchSpace) -> None:
