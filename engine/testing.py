@@ -31,10 +31,12 @@ contract: it can be built as ``cls(space, seed=s)`` with defaults only.
 The checks (keys of :data:`CHECKS`): ``contract`` (ask/tell arguments and results,
 rejected calls change nothing), ``failures`` (failed evaluations and crashing
 oracle batches are survived), ``budget`` (driven by :class:`~engine.search.Search`,
-the budget is spent and never exceeded, no stall on repeats), ``budget_prefix``
+the budget is spent and never exceeded, no stall on repeats, no empty ask while budget
+and space are left), ``budget_prefix``
 (unless the strategy declares ``plans_with_budget``, a shorter budget asks a
 prefix of a longer one's queries), ``determinism``
-(same seed, same queries), ``state_roundtrip`` (``state_dict`` /
+(same seed, same queries: in a fresh interpreter with another hash seed, and beside a
+second instance with the global generators reseeded), ``state_roundtrip`` (``state_dict`` /
 ``load_state_dict`` mid-batch, in memory and through :mod:`engine.serialize`),
 ``resume`` (a search interrupted before or after a snapshot resumes from its
 journal exactly), ``extend`` (unless ``plans_with_budget``, a finished search
@@ -555,7 +557,9 @@ def check_budget(
     The oracles must see at most ``budget`` architectures per fidelity budget,
     never the same one twice at one fidelity (the loop's cache), and the search
     must end on its budget or because the strategy finished, not by stalling on
-    re-asked architectures.
+    re-asked architectures. "Finished" (an empty ask) is accepted only once the final
+    fidelity's budget is spent or every architecture was asked there: a strategy that
+    quits with budget and space left would end a user's search early without a reason.
     """
     sp = _space(space)
     for seed in seeds:
@@ -564,7 +568,17 @@ def check_budget(
             strategy = make_strategy(cls, sp, seed)
             counting = {f: _CountingOracle(o) for f, o in toy_oracles(strategy, sp, seed=seed).items()}
             b = _budget(strategy, budget)
-            result = Search(strategy, dict(counting), b, batch_size=batch).run()
+            search = Search(strategy, dict(counting), b, batch_size=batch)
+            result = search.run()
+            final = strategy.final_fidelity
+            left = search.budget_left().get(final)
+            asked = {e.arch for e in result.history if e.fidelity == final}
+            if result.stop_reason == "strategy finished" and (left is None or left > 0) and len(asked) < sp.size:
+                raise AssertionError(
+                    f"{label}: the strategy stopped asking (an empty ask) with {left} evaluations at {final!r}"
+                    f" left and {sp.size - len(asked)} architectures never asked there; an empty ask means"
+                    " nothing is left to propose, so a search must not end on it early"
+                )
             if result.stop_reason == "stalled":
                 raise AssertionError(
                     f"{label}: the search stalled: the strategy re-asked only already evaluated architectures"
@@ -614,20 +628,110 @@ def check_budget_prefix(
             )
 
 
+def _search_queries(cls: type[Strategy], space: SpaceLike, seed: int, budget: int) -> list[tuple[str, str]]:
+    """The queries one search of ``cls`` journals (batches of 3); run in a fresh process by determinism."""
+    sp = _space(space)
+    return _queries(_search(make_strategy(cls, sp, seed), sp, budget, batch_size=3).history)
+
+
+_CHILD_HASH_SEED = "20240"
+_child: Any = None
+
+
+def _in_child(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a long-lived spawned interpreter with its own string-hash seed.
+
+    One child serves every call of a session, so the cost of starting Python and importing
+    the engine is paid once. It differs from this process in what a strategy must not depend
+    on: the hash seed (set iteration order of strings and architectures), numpy's and
+    Python's global generators, and the order modules were imported in.
+    """
+    global _child
+    if _child is None:
+        import atexit
+        import multiprocessing
+        import os
+
+        saved = os.environ.get("PYTHONHASHSEED")
+        os.environ["PYTHONHASHSEED"] = "20241" if saved == _CHILD_HASH_SEED else _CHILD_HASH_SEED
+        try:
+            _child = multiprocessing.get_context("spawn").Pool(1)
+        finally:
+            if saved is None:
+                del os.environ["PYTHONHASHSEED"]
+            else:
+                os.environ["PYTHONHASHSEED"] = saved
+        atexit.register(_child.terminate)
+    return _child.apply(fn, args)
+
+
+def _importable(cls: type) -> bool:
+    import importlib
+
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        return False
+    try:
+        obj: Any = importlib.import_module(cls.__module__)
+        for part in cls.__qualname__.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return False
+    return obj is cls
+
+
 def check_determinism(
     cls: type[Strategy], *, space: SpaceLike = None, seeds: Sequence[int] = DEFAULT_SEEDS, budget: int = 30
 ) -> None:
-    """The same seed gives the same sequence of queries (two fresh instances, batches of 3)."""
+    """The same seed gives the same queries in another process and beside another instance.
+
+    Three runs per seed must ask the same sequence: a search in this process; the same
+    search in a fresh interpreter with another string-hash seed and other global random
+    states (what a resumed or distributed search relies on; a strategy that iterates a set
+    of architectures fails here); and an instance driven in step with one of another seed,
+    with numpy's and Python's global generators reseeded before every ask (a strategy that
+    seeds or reads a global generator, or keeps state on its class, fails here).
+
+    A class that a fresh interpreter cannot import by name (defined in ``__main__`` or in a
+    function) is checked in this process only, with a warning.
+    """
+    import random
+
     sp = _space(space)
+    cross = _importable(cls)
+    if not cross:
+        logging.getLogger(__name__).warning(
+            "%s cannot be imported by name in another process (%s.%s): determinism is checked in this"
+            " process only", cls.__name__, cls.__module__, cls.__qualname__,
+        )
     for seed in seeds:
-        runs = []
-        for _ in range(2):
-            strategy = make_strategy(cls, sp, seed)
-            runs.append(_queries(_search(strategy, sp, budget, batch_size=3).history))
-        if runs[0] != runs[1]:
+        label = _label(cls, sp, seed)
+        here = _search_queries(cls, sp, seed, budget)
+        if cross:
+            there = _in_child(_search_queries, cls, space if isinstance(space, str) or space is None else sp,
+                              seed, budget)
+            if here != there:
+                raise AssertionError(
+                    f"{label}: the same seed asked different queries in another process;"
+                    f" {_first_difference(here, there)}. Iterate sets in a sorted order and use self.rng,"
+                    " never a global random state."
+                )
+        drivers = []
+        for s in (seed, seed + 1):
+            strategy = make_strategy(cls, sp, s)
+            drivers.append(_Driver(strategy, toy_oracles(strategy, sp, seed=s), total=budget))
+        for k in range(20 * budget):
+            np.random.seed(k)
+            random.seed(k)
+            if not any([d.used.get(d.strategy.final_fidelity, 0) < budget and d.step(3) for d in drivers]):
+                break
+        alone = make_strategy(cls, sp, seed)
+        solo = _Driver(alone, toy_oracles(alone, sp, seed=seed), total=budget)
+        solo.run(3)
+        if drivers[0].log != solo.log:
             raise AssertionError(
-                f"{_label(cls, sp, seed)}: two runs with the same seed asked different queries;"
-                f" {_first_difference(*runs)}. Use self.rng, never a global random state."
+                f"{label}: two instances run side by side asked differently from one run alone;"
+                f" {_first_difference(drivers[0].log, solo.log)}. Use self.rng, never a global random state,"
+                " and keep no state on the class."
             )
 
 

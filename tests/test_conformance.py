@@ -222,6 +222,37 @@ class _PlansSilently(RandomSearch):
         return super()._ask(n)
 
 
+class _QuitsEarly(RandomSearch):
+    """Returns an empty ask after 10 evaluations, with budget and space left."""
+
+    def _ask(self, n: int) -> list[Architecture]:
+        return [] if len(self.history) >= 10 else super()._ask(n)
+
+
+class _SeedsGlobalRng(RandomSearch):
+    """Seeds numpy's global generator from its seed and draws from it: reproducible alone, not beside others."""
+
+    def __init__(self, space: Any, seed: int = 0) -> None:
+        super().__init__(space, seed)
+        np.random.seed(seed)
+
+    def _ask(self, n: int) -> list[Architecture]:
+        return [self.space.architecture([np.random.randint(d.n) for d in self.space.decisions]) for _ in range(n)]
+
+
+class _SetOrder(RandomSearch):
+    """Climbs from its best through a set of neighbour strings: the order follows the string-hash seed."""
+
+    def _ask(self, n: int) -> list[Architecture]:
+        ok = [e for e in self.history if e.ok]
+        if not ok:
+            return super()._ask(n)
+        best = max(ok, key=lambda e: e.objective or 0.0)
+        fresh = {a.string for a in self.space.neighbours(best.arch) if not self.was_asked(a)}
+        fresh -= {q.arch.string for q in self.pending}
+        return [self.space.parse(s) for s in list(fresh)[:n]] or super()._ask(n)
+
+
 class _NoDefaults(RandomSearch):
     def __init__(self, space: Any, seed: int = 0, *, temperature: float) -> None:
         super().__init__(space, seed)
@@ -247,7 +278,10 @@ def test_budget_prefix_holds_for_a_multi_fidelity_strategy_that_does_not_plan() 
 @pytest.mark.parametrize(
     ("cls", "check", "message"),
     [
-        (_GlobalRng, "determinism", "same seed asked different queries"),
+        (_GlobalRng, "determinism", "asked different"),
+        (_SeedsGlobalRng, "determinism", "side by side asked differently"),
+        (_SetOrder, "determinism", "in another process"),
+        (_QuitsEarly, "budget", "stopped asking"),
         (_ForgetsState, "state_roundtrip", "different sequence"),
         (_AliasedState, "state_roundtrip", "in-memory"),
         (_Repeats, "budget", "stalled"),
