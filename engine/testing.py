@@ -719,11 +719,16 @@ def check_determinism(
         for s in (seed, seed + 1):
             strategy = make_strategy(cls, sp, s)
             drivers.append(_Driver(strategy, toy_oracles(strategy, sp, seed=s), total=budget))
-        for k in range(20 * budget):
-            np.random.seed(k)
-            random.seed(k)
-            if not any([d.used.get(d.strategy.final_fidelity, 0) < budget and d.step(3) for d in drivers]):
-                break
+        saved = np.random.get_state(), random.getstate()  # the caller's global generators are left as found
+        try:
+            for k in range(20 * budget):
+                np.random.seed(k)
+                random.seed(k)
+                if not any([d.used.get(d.strategy.final_fidelity, 0) < budget and d.step(3) for d in drivers]):
+                    break
+        finally:
+            np.random.set_state(saved[0])
+            random.setstate(saved[1])
         alone = make_strategy(cls, sp, seed)
         solo = _Driver(alone, toy_oracles(alone, sp, seed=seed), total=budget)
         solo.run(3)
