@@ -89,6 +89,87 @@ def _acquire_lock(lock_path: Path, journal_path: Path, attempts: int = 100) -> i
                        " opening and closing it in a loop?")
 
 
+def _check_file(path: Path) -> None:
+    """Check an existing journal through a read-only connection.
+
+    Read-only, so that a damaged file is reported as it is: a read-write
+    connection could add tables to a foreign database or checkpoint a WAL
+    into a corrupted file when it closes.
+
+    Raises:
+        JournalError: naming the path and the problem.
+    """
+    if path.stat().st_size == 0:
+        raise JournalError(
+            f"journal {path} is empty (truncated?); it was left as it is: move it away to start a new search"
+        )
+    db = _read_only(path)
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = sorted({"meta", "evaluations", "states"} - tables)
+        if missing:
+            raise JournalError(f"{path} is not a nas-engine journal: it has no table(s) {missing}")
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = None if row is None else json.loads(row[0])
+        if version != SCHEMA_VERSION:
+            raise JournalError(f"journal {path} has schema {version}, expected {SCHEMA_VERSION}")
+        problems = [r[0] for r in db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise JournalError(f"journal {path} is corrupted: {'; '.join(problems[:3])}")
+    finally:
+        db.close()
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+
+
+_COLUMNS = "id, arch, space, decisions, fidelity, status, objective, metrics, reported, cost, error, cached"
+
+
+def _decode(path: Path, row: tuple[Any, ...]) -> Evaluation:
+    rid, arch, space, decisions, fidelity, status, objective, metrics, reported, cost, error, cached = row
+    try:
+        return Evaluation(
+            arch=Architecture(space, tuple(json.loads(decisions)), arch),
+            fidelity=fidelity,
+            objective=objective,
+            metrics=_from_json(metrics),
+            reported=_from_json(reported),
+            cost=cost,
+            status=Status(status),
+            error=error,
+            cached=bool(cached),
+        )
+    except (TypeError, ValueError, AttributeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise JournalError(f"journal {path} is corrupted: evaluation row {rid} cannot be read ({exc})") from None
+
+
+def read_journal(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[Evaluation]]:
+    """The meta values and the evaluations of a journal, read without taking its lock.
+
+    For using another search's results (a warm start): that search may still be
+    running, and SQLite's WAL lets a reader see its committed rows meanwhile.
+
+    Raises:
+        JournalError: if the file is missing, damaged or not a journal.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise JournalError(f"there is no journal at {p}")
+    try:
+        _check_file(p)
+        db = _read_only(p)
+        try:
+            meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+            rows = [_decode(p, r) for r in db.execute(f"SELECT {_COLUMNS} FROM evaluations ORDER BY id")]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"journal {p} is corrupted or not a journal: {exc}") from None
+    return meta, rows
+
+
 class Journal:
     """An SQLite journal of evaluations and strategy snapshots.
 
@@ -149,34 +230,7 @@ class Journal:
                 leftover.unlink(missing_ok=True)
 
     def _check_existing(self) -> None:
-        """Check an existing journal through a read-only connection.
-
-        Read-only, so that a damaged file is reported as it is: a read-write
-        connection could add tables to a foreign database or checkpoint a WAL
-        into a corrupted file when it closes.
-
-        Raises:
-            JournalError: naming the path and the problem.
-        """
-        if self.path.stat().st_size == 0:
-            raise JournalError(
-                f"journal {self.path} is empty (truncated?); it was left as it is: move it away to start a new search"
-            )
-        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
-        try:
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            missing = sorted({"meta", "evaluations", "states"} - tables)
-            if missing:
-                raise JournalError(f"{self.path} is not a nas-engine journal: it has no table(s) {missing}")
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = None if row is None else json.loads(row[0])
-            if version != SCHEMA_VERSION:
-                raise JournalError(f"journal {self.path} has schema {version}, expected {SCHEMA_VERSION}")
-            problems = [r[0] for r in db.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                raise JournalError(f"journal {self.path} is corrupted: {'; '.join(problems[:3])}")
-        finally:
-            db.close()
+        _check_file(self.path)
 
     def close(self) -> None:
         """Close the database, remove the lock file and release the lock.
@@ -221,8 +275,12 @@ class Journal:
         return default if row is None else json.loads(row[0])
 
     # -- evaluations --------------------------------------------------------
-    def append(self, evaluations: Iterable[Evaluation]) -> int:
-        """Append evaluations in one transaction; returns the id of the last row."""
+    def append(self, evaluations: Iterable[Evaluation], meta: Mapping[str, Any] | None = None) -> int:
+        """Append evaluations in one transaction; returns the id of the last row.
+
+        ``meta`` values are stored in the same transaction, so a row that needs its
+        meta to be understood (the origin of warm-start rows) never exists without it.
+        """
         rows = [
             (
                 e.arch.string,
@@ -245,6 +303,8 @@ class Journal:
                 " reported, cost, error, cached) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            for key, value in (meta or {}).items():
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
         return self.last_id()
 
     def last_id(self) -> int:
@@ -253,35 +313,13 @@ class Journal:
 
     def evaluations(self, after: int = 0, upto: int | None = None) -> Iterator[tuple[int, Evaluation]]:
         """``(id, evaluation)`` pairs with ``after < id <= upto``, in order."""
-        sql = (
-            "SELECT id, arch, space, decisions, fidelity, status, objective, metrics, reported, cost, error, cached"
-            " FROM evaluations WHERE id > ?"
-        )
+        sql = f"SELECT {_COLUMNS} FROM evaluations WHERE id > ?"
         args: list[Any] = [after]
         if upto is not None:
             sql += " AND id <= ?"
             args.append(upto)
         for row in self._db.execute(sql + " ORDER BY id", args):
-            yield row[0], self._decode(row)
-
-    def _decode(self, row: tuple[Any, ...]) -> Evaluation:
-        rid, arch, space, decisions, fidelity, status, objective, metrics, reported, cost, error, cached = row
-        try:
-            return Evaluation(
-                arch=Architecture(space, tuple(json.loads(decisions)), arch),
-                fidelity=fidelity,
-                objective=objective,
-                metrics=_from_json(metrics),
-                reported=_from_json(reported),
-                cost=cost,
-                status=Status(status),
-                error=error,
-                cached=bool(cached),
-            )
-        except (TypeError, ValueError, AttributeError) as exc:  # json.JSONDecodeError is a ValueError
-            raise JournalError(
-                f"journal {self.path} is corrupted: evaluation row {rid} cannot be read ({exc})"
-            ) from None
+            yield row[0], _decode(self.path, row)
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])

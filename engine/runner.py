@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from engine.journal import Journal
+from engine.journal import Journal, JournalError, read_journal
 from engine.scale import accuracy_scale
 from engine.search import Budget, RetryPolicy, Search, SearchResult
 from engine.spaces import SearchSpace, get_space, restrict
@@ -305,6 +305,67 @@ def resume_differences(
     return changed
 
 
+def _warm_paths(cfg: DictConfig) -> list[str]:
+    """``cfg.warm_start`` as a list of paths (one path may be given alone)."""
+    node = cfg.get("warm_start")
+    if node is None:
+        return []
+    if isinstance(node, str):
+        return [node]
+    if not isinstance(node, ListConfig) or any(not isinstance(p, str) for p in node):
+        raise ConfigError(f"warm_start must be a run directory, a journal or a list of them, got {node!r}")
+    return [str(p) for p in node]
+
+
+def load_warm_start(cfg: DictConfig, strategy: Strategy) -> tuple[list[Evaluation], list[dict[str, Any]]]:
+    """The evaluations named by ``cfg.warm_start`` that this run's strategy can use, and their origin.
+
+    A source counts only if it measured what this run measures: the same space, and the same
+    oracle config for every fidelity both ask (``oracle`` for the default one, ``fidelities.<name>``
+    for the others). Other differences (strategy, seed, budget) are what a warm start is for. Rows
+    at fidelities this strategy does not ask and cache hits are left out; an architecture measured
+    twice counts once (the first result).
+
+    Raises:
+        ConfigError: for a missing or unreadable source, or one that measured something else.
+    """
+    paths = _warm_paths(cfg)
+    identity = _identity(cfg)
+    evaluations: list[Evaluation] = []
+    origin: list[dict[str, Any]] = []
+    seen: set[Any] = set()
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            path = path / str(cfg.output.journal)
+        try:
+            meta, rows = read_journal(path)
+        except JournalError as exc:
+            raise ConfigError(f"warm_start: {exc}") from None
+        stored = meta.get("config")
+        if not isinstance(stored, dict):
+            raise ConfigError(f"warm_start: {path} has no run config, so what it measured cannot be checked")
+        keys = ["space", *("oracle" if f == DEFAULT_FIDELITY else f"fidelities.{f}" for f in strategy.fidelities)]
+        old, new = _flatten(stored), _flatten(identity)
+        differ = sorted(k for k in set(old) | set(new) if _under(k, keys) and old.get(k) != new.get(k))
+        if differ:
+            shown = ", ".join(f"{k} ({old.get(k, 'absent')!r} -> {new.get(k, 'absent')!r})" for k in differ[:4])
+            raise ConfigError(f"warm_start: {path} measured something else: {shown}")
+        if stored.get("seed") != identity.get("seed") and any(k.endswith(".seed") and new[k] is None for k in new
+                                                               if _under(k, keys)):
+            _log.warning("warm_start: %s ran with seed %s and this run with seed %s; its evaluations are used as"
+                         " measured under its seed", path, stored.get("seed"), identity.get("seed"))
+        used = 0
+        for ev in rows:
+            if ev.fidelity in strategy.fidelities and ev.status.value != "skipped" and ev.query not in seen:
+                seen.add(ev.query)
+                evaluations.append(ev)
+                used += 1
+        origin.append({"path": str(path.resolve()), "evaluations": used, "rows": len(rows)})
+        _log.info("warm_start: %d evaluations from %s (%d rows)", used, path, len(rows))
+    return evaluations, origin
+
+
 def _log_extension(old: Mapping[str, Any], new: Mapping[str, Any], strategy: Strategy) -> None:
     """Say which budget a resume changed, and when the result will differ from one uninterrupted run."""
     changes = [f"budget.{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
@@ -370,6 +431,13 @@ def summarize(
         "best": evaluation_record(result.best) if result.best is not None else None,
         "journal": str(journal_path) if journal_path is not None else None,
     }
+    if result.warm_started:
+        warm = result.history[: result.warm_started]
+        summary["warm_start"] = {
+            "evaluations": result.warm_started,
+            "best_is_warm_start": any(result.best is e for e in warm),
+            "sources": [str(p) for p in _warm_paths(cfg)],
+        }
     report = strategy.report() if strategy is not None else {}
     if report:
         summary[str(cfg.strategy.name)] = report
@@ -440,6 +508,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  objective    {best['objective']:.4f}{_objective_note(best)}")
         for k, v in sorted(best["metrics"].items()):
             lines.append(f"    {k:<22} {v:.4f}" if isinstance(v, float) else f"    {k:<22} {v}")
+    warm = summary.get("warm_start")
+    if warm:
+        lines.append(f"  warm start   {warm['evaluations']} evaluations of earlier runs told first (not in the count"
+                     " above)" + ("; the best is one of them" if warm.get("best_is_warm_start") else ""))
     if summary.get("journal"):
         lines.append(f"  journal      {summary['journal']}")
     return "\n".join(lines)
@@ -521,6 +593,9 @@ def validate_config(cfg: DictConfig) -> None:
     build_strategy(cfg, space)
     build_budget(cfg)
     build_retry(cfg)
+    for text in _warm_paths(cfg):
+        if not Path(text).exists():
+            raise ConfigError(f"warm_start: there is no run directory or journal at {text}")
     out = Path(".")
     output_path(out, cfg, "journal")
     output_path(out, cfg, "summary")
@@ -566,8 +641,11 @@ def _run_search(
     journal = Journal(journal_path)
     discard = False
     try:
-        identity = _identity(cfg)
         stored = journal.get_meta("config")
+        if stored is not None and stored.get("warm_start") and not _warm_paths(cfg):
+            # A resumed search has its warm start in its journal already: it need not be named again.
+            cfg.warm_start = stored["warm_start"]
+        identity = _identity(cfg)
         if stored is not None:
             changed = resume_differences(stored, identity, overrides)
             if changed:
@@ -580,9 +658,11 @@ def _run_search(
             _log_extension(stored.get("budget") or {}, identity.get("budget") or {}, strategy)
         if stored is None:
             journal.set_meta("config", identity)
+        warm, origin = load_warm_start(cfg, strategy) if stored is None else ([], [])
         prepare_oracles(oracles)
         search = Search(
-            strategy, oracles, budget, journal=journal, batch_size=batch_size, callbacks=callbacks, retry=retry
+            strategy, oracles, budget, journal=journal, batch_size=batch_size, callbacks=callbacks, retry=retry,
+            warm_start=warm, warm_origin=origin,
         )
         result = search.run()
         if stored is not None and stored != identity:

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from engine.journal import Journal
@@ -111,6 +111,8 @@ class SearchResult:
         history: Every evaluation in journal order, report-only metrics included.
         stop_reason: Why the loop ended.
         retries: Oracle calls repeated under the retry policy (this process only).
+        warm_started: Evaluations of earlier searches at the start of ``history``
+            (a warm start); ``best`` may be one of them.
     """
 
     best: Evaluation | None
@@ -122,6 +124,7 @@ class SearchResult:
     history: list[Evaluation]
     stop_reason: str
     retries: int = 0
+    warm_started: int = 0
 
 
 class Callback(Protocol):
@@ -154,6 +157,12 @@ class Search:
         batch_size: Queries asked at once, so oracles can evaluate in parallel.
         callbacks: Objects with optional ``on_start``, ``on_evaluations``, ``on_end``.
         retry: Which failed evaluations are evaluated again before being journaled.
+        warm_start: Evaluations of earlier searches told to the strategy before it
+            asks (:meth:`Strategy.warm_start`). They are journaled first, marked
+            cached, so they count against no budget and are never evaluated again;
+            a resumed search finds them in its journal and ignores this argument.
+        warm_origin: Where the warm-start evaluations came from, stored in the
+            journal's ``warm_start`` meta value with their count.
     """
 
     def __init__(
@@ -165,6 +174,8 @@ class Search:
         batch_size: int = 1,
         callbacks: Sequence[Any] = (),
         retry: RetryPolicy | None = None,
+        warm_start: Sequence[Evaluation] = (),
+        warm_origin: Any = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -197,6 +208,9 @@ class Search:
         self._started = 0.0
         self._last_id = 0
         self._replay: dict[Query, list[Evaluation]] = {}
+        self._warm_given = list(warm_start)
+        self._warm_origin = warm_origin
+        self.n_warm = 0  # evaluations of earlier searches at the start of the history
 
     # -- bookkeeping --------------------------------------------------------
     def _account(self, ev: Evaluation) -> None:
@@ -252,10 +266,31 @@ class Search:
         return None
 
     # -- resume ---------------------------------------------------------------
-    def _restore(self) -> None:
+    def _warm(self, evaluations: Sequence[Evaluation]) -> None:
+        for ev in evaluations:
+            self._account(ev)
+        self.strategy.warm_start(evaluations)
+        self.n_warm = len(evaluations)
+
+    def _start_warm(self) -> None:
+        """Journal the warm-start evaluations with their origin, tell them, and snapshot."""
+        warm = [replace(e, cached=True) for e in self._warm_given]
+        if self.journal is not None:
+            if len(self.journal):
+                raise ValueError(f"a warm start can only begin a new search; {self.journal.path} has evaluations")
+            meta = {"warm_start": {"evaluations": len(warm), "sources": self._warm_origin}}
+            self._last_id = self.journal.append(warm, meta=meta)
+        self._warm(warm)
+        if self.journal is not None:
+            self.journal.save_state({"strategy": self.strategy.state_dict(), "wall_seconds": 0.0}, self._last_id)
+        _log.info("warm start: %d evaluations of earlier searches told to %s", len(warm), self.strategy.name)
+
+    def _restore(self) -> bool:
+        """Load the journal's history into the loop and the strategy; whether it had anything."""
         assert self.journal is not None
         snap = self.journal.load_state()
         told_upto = 0
+        warm_meta = self.journal.get_meta("warm_start")
         if snap is not None:
             state, told_upto = snap
             told = [ev for _, ev in self.journal.evaluations(upto=told_upto)]
@@ -263,6 +298,11 @@ class Search:
                 self._account(ev)
             self.strategy.load_state_dict(state["strategy"], history=told)
             self._wall_before = float(state.get("wall_seconds", 0.0))
+            self.n_warm = int(warm_meta["evaluations"]) if warm_meta else 0
+        elif warm_meta:
+            # Killed between journaling the warm start and the first snapshot: tell it again from the journal.
+            told_upto = int(warm_meta["evaluations"])
+            self._warm([ev for _, ev in self.journal.evaluations(upto=told_upto)])
         # Evaluations committed after the last snapshot answer pending queries:
         # they are told from the journal, never evaluated again.
         for rid, ev in self.journal.evaluations(after=told_upto):
@@ -271,13 +311,15 @@ class Search:
         self._last_id = max(self._last_id, told_upto)
         # Killed before the first snapshot: the strategy starts fresh and, seeded,
         # re-asks the same first batch, which is then answered from the journal.
-        if snap is not None or self._replay:
+        resumed = snap is not None or bool(warm_meta) or bool(self._replay)
+        if resumed:
             _log.info(
                 "resuming from %s: %d evaluations told, %d to replay",
                 self.journal.path,
                 len(self.history),
                 sum(map(len, self._replay.values())),
             )
+        return resumed
 
     # -- the loop -----------------------------------------------------------
     def _evaluate(self, queries: Sequence[Query]) -> tuple[list[Evaluation], set[int]]:
@@ -358,8 +400,9 @@ class Search:
 
     def run(self) -> SearchResult:
         """Run until the budget is spent or the strategy has nothing left to ask."""
-        if self.journal is not None:
-            self._restore()
+        resumed = self._restore() if self.journal is not None else False
+        if self._warm_given and not resumed:
+            self._start_warm()
         self._started = time.monotonic()
         _call(self.callbacks, "on_start", self)
         stall = 0
@@ -400,7 +443,9 @@ class Search:
     def result(self, stop_reason: str = "") -> SearchResult:
         """The result so far."""
         final = self.strategy.final_fidelity
-        ok = [e for e in self.history if e.ok and e.fidelity == final and not e.cached]
+        # Cache hits repeat a value already in the history; warm-start rows are results of earlier searches.
+        ok = [e for i, e in enumerate(self.history)
+              if e.ok and e.fidelity == final and (i < self.n_warm or not e.cached)]
         best = max(ok, key=lambda e: e.objective or 0.0) if ok else None
         return SearchResult(
             best=best,
@@ -412,4 +457,5 @@ class Search:
             history=list(self.history),
             stop_reason=stop_reason,
             retries=self._retries,
+            warm_started=self.n_warm,
         )

@@ -61,6 +61,7 @@ class Strategy(ABC):
         self._pending: Counter[Query] = Counter()
         self._pending_order: list[Query] = []
         self._asked: set[Query] = set()
+        self._has_asked = False  # warm_start() is only allowed before the first ask
 
     # -- the contract ------------------------------------------------------
     def ask(self, n: int = 1) -> list[Query]:
@@ -89,6 +90,7 @@ class Strategy(ABC):
                 raise RuntimeError(
                     f"{type(self).__name__} asked fidelity {q.fidelity!r}; it declares {self.fidelities}"
                 )
+        self._has_asked = True
         for q in queries:
             self._pending[q] += 1
             self._pending_order.append(q)
@@ -120,6 +122,35 @@ class Strategy(ABC):
         visible = [e.visible() for e in evaluations]
         self.history.extend(visible)
         self._tell(visible)
+
+    def warm_start(self, evaluations: Sequence[Evaluation]) -> None:
+        """Tell evaluations made elsewhere (an earlier search) before the first ask.
+
+        They join :attr:`history` as if this strategy had asked them, so
+        everything that learns from the history (surrogates, populations,
+        policies) learns from them, and :meth:`was_asked` is true for them so
+        that they are not proposed again. Subclasses whose own bookkeeping
+        expects to have asked what they are told override :meth:`_warm_start`.
+
+        Raises:
+            ValueError: if an evaluation is of another space or fidelity, or the
+                strategy has already asked; nothing is told then.
+        """
+        evaluations = list(evaluations)
+        if self._has_asked:
+            raise ValueError("warm_start() must come before the first ask")
+        for ev in evaluations:
+            if not self.space.contains(ev.arch):
+                raise ValueError(f"warm_start() got {ev.arch.string!r}, which is not in space {self.space.name!r}")
+            if ev.fidelity not in self.fidelities:
+                raise ValueError(
+                    f"warm_start() got an evaluation at fidelity {ev.fidelity!r}; {self.name or type(self).__name__}"
+                    f" asks {self.fidelities}"
+                )
+        visible = [e.visible() for e in evaluations]
+        self.history.extend(visible)
+        self._asked.update(e.query for e in visible)
+        self._warm_start(visible)
 
     @property
     def pending(self) -> list[Query]:
@@ -164,6 +195,7 @@ class Strategy(ABC):
         self.history = [e.visible() for e in history]
         # Every asked query is either told or pending, so the set is derived, not stored.
         self._asked = {e.query for e in self.history} | set(self._pending_order)
+        self._has_asked = True  # a restored strategy continues; a warm start is already in its history
         self._load_state_dict(state["own"])
 
     # -- helpers for subclasses --------------------------------------------
@@ -217,6 +249,13 @@ class Strategy(ABC):
 
     def _tell(self, evaluations: Sequence[Evaluation]) -> None:  # noqa: B027 - optional hook
         """Learn from evaluations (already appended to ``self.history``)."""
+
+    def _warm_start(self, evaluations: Sequence[Evaluation]) -> None:
+        """Learn from evaluations this strategy did not ask (already in ``self.history``).
+
+        By default they are told like answers to its own asks.
+        """
+        self._tell(evaluations)
 
     def _state_dict(self) -> dict[str, Any]:
         """The subclass's own state: plain values, numpy arrays, architectures."""

@@ -164,6 +164,15 @@ class CoordinateDescent(Strategy):
             if self.n_round_told >= len(self.round_asked) >= self._round_size():
                 self._close_round()
 
+    def _warm_start(self, evaluations: Sequence[Evaluation]) -> None:
+        """Start from the best feasible earlier evaluation (else the cheapest) instead of ``start``."""
+        told = [(ev.arch, float(ev.objective), self._cost(ev)) for ev in evaluations
+                if ev.ok and ev.objective is not None]
+        if told:
+            self.started = True
+            self.round_asked, self.round_told, self.n_round_told = [], told, len(told)
+            self._close_round()
+
     def _step_key(self, cand: tuple[Architecture, float, float | None]) -> tuple[float, ...] | None:
         """Sort key of an acceptable step from the incumbent (larger is better), ``None`` if not acceptable."""
         assert self.incumbent is not None

@@ -96,6 +96,14 @@ class RegularizedEvolution(Strategy):
             if len(self.population) > self.population_size:
                 self.population.popleft()  # aging: the oldest dies, not the worst
 
+    def _warm_start(self, evaluations: Sequence[Evaluation]) -> None:
+        """Seed the population with the best ``population`` earlier results, the best youngest.
+
+        Told in their own order, aging would keep only the last ones, however poor.
+        """
+        ranked = sorted((e for e in evaluations if e.ok and e.objective is not None), key=lambda e: e.objective or 0.0)
+        self._tell(ranked[-self.population_size:])
+
     def _state_dict(self) -> dict[str, Any]:
         return {"population": [[ind.arch, ind.fitness.values[0]] for ind in self.population]}
 

@@ -117,6 +117,26 @@ class MANAS(Strategy):
                 if f:
                     self.log_weights[i, a] += self.eta * r / p
 
+    def _warm_start(self, evaluations: Sequence[Evaluation]) -> None:
+        """EXP3's update with the earlier search's sampling frequencies in place of the policy's probabilities.
+
+        ``r / p`` with this policy's ``p`` would weigh architectures it did not draw by how unlikely
+        they are to it; dividing by how often the earlier search chose each option keeps the estimate
+        of every option's mean reward, so ``n`` warm evaluations move the weights as ``n`` own ones would.
+        """
+        upto = len(self.history)
+        rewarded = [(ev, r) for ev in evaluations if (r := self._reward(ev, upto)) is not None]
+        counts = np.zeros_like(self.log_weights)
+        sums = np.zeros_like(self.log_weights)
+        for ev, r in rewarded:
+            decisions, _, free = self._walk(ev.arch)
+            for i, (a, f) in enumerate(zip(decisions, free)):
+                if f:
+                    counts[i, a] += 1
+                    sums[i, a] += r
+        n = counts.sum(axis=1, keepdims=True)
+        self.log_weights += self.eta * np.divide(sums * n, counts, out=np.zeros_like(sums), where=counts > 0)
+
     def probabilities(self) -> np.ndarray:
         """Every agent's current distribution when all its options are allowed (rows padded with zeros)."""
         out = np.zeros_like(self.log_weights)
