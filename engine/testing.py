@@ -58,10 +58,12 @@ import math
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import ttest_rel
 
 from engine import serialize
 from engine.journal import Journal
@@ -836,8 +838,8 @@ class _JournalKilledBeforeSnapshot(Journal):
 
     kill_after = 0
 
-    def append(self, evaluations: Iterable[Evaluation]) -> int:
-        rid = super().append(evaluations)
+    def append(self, evaluations: Iterable[Evaluation], meta: Mapping[str, Any] | None = None) -> int:
+        rid = super().append(evaluations, meta)
         if rid >= self.kill_after:
             raise _Interrupt
         return rid
@@ -976,6 +978,107 @@ def check_extend(
                 raise AssertionError(f"{label}: extending the budget evaluated an architecture twice at {fid!r}")
 
 
+WARM_START_ALPHA = 0.05
+"""A warm-started search is ``worse`` when a one-sided paired t-test says so at this level."""
+
+
+def _warm_evaluations(cls: type[Strategy], sp: SearchSpace, seed: int, n: int) -> list[Evaluation]:
+    """``n`` random final-fidelity evaluations of toy problem ``seed``: an earlier search's results."""
+    rng = np.random.default_rng(10_000 + seed)
+    oracle = toy_oracles(cls, sp, seed=seed)[cls.final_fidelity]
+    return oracle.evaluate(list({sp.sample(rng): None for _ in range(n)}))
+
+
+def _best_truth(history: Iterable[Evaluation], sp: SearchSpace, seed: int, fidelity: str) -> float:
+    truth = ToyOracle(sp, seed=seed)
+    return max((truth.true_objective(e.arch) for e in history if e.ok and e.fidelity == fidelity),
+               default=float("-inf"))
+
+
+def check_warm_start(
+    cls: type[Strategy],
+    *,
+    space: SpaceLike = None,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    budget: int = 30,
+    compare_seeds: Sequence[int] = tuple(range(8)),
+    compare_budget: int = 20,
+) -> None:
+    """A search warm-started with earlier evaluations uses them and never pays for them again.
+
+    For each of ``seeds`` a search is warm-started with ``budget`` random final-fidelity
+    evaluations of its toy problem (what ``nas-search warm_start=RUN_DIR`` hands over):
+    none of them may reach the oracle again or count against the budget, they must
+    open the history, and the search killed part-way must resume to the same journal.
+    Then, over ``compare_seeds`` (paired: one toy problem per seed, batches of 4), the
+    warm-started search must not end worse (the best true objective it knows) than a
+    cold one with the same ``compare_budget``: a one-sided paired t-test that it is
+    worse must not reject at :data:`WARM_START_ALPHA`. The toy problem's seed-to-seed
+    spread is large, so this catches a warm start that harms the search, not one that
+    is merely ignored; ``bench/warm_start.py`` measures how much each strategy gains.
+    """
+    sp = _space(space)
+    final = cls.final_fidelity
+    for seed in seeds:
+        label = _label(cls, sp, seed)
+        warm = _warm_evaluations(cls, sp, seed, budget)
+        warm_queries = {e.query for e in warm}
+        with tempfile.TemporaryDirectory() as tmp:
+            runs: dict[str, list[tuple[str, str]]] = {}
+            for how in ("uninterrupted", "killed"):
+                counting = {f: _CountingOracle(o) for f, o in toy_oracles(cls, sp, seed=seed).items()}
+                path = Path(tmp) / f"{how}.sqlite"
+                stops = [_StopAfter(len(warm) + max(1, budget // 3))] if how == "killed" else []
+                for stop in [*stops, None]:
+                    search = Search(make_strategy(cls, sp, seed), counting, _budget(cls, budget), journal=Journal(path),
+                                    batch_size=2, callbacks=[stop] if stop else [], warm_start=warm,
+                                    warm_origin=["check_warm_start"])
+                    try:
+                        result = search.run()
+                    except _Interrupt:
+                        continue
+                    except Exception as exc:
+                        raise AssertionError(f"{label}: a warm-started search ({how}) raised {exc!r}") from exc
+                    finally:
+                        assert search.journal is not None
+                        search.journal.close()
+                with Journal(path) as journal:
+                    runs[how] = _queries(e for _, e in journal.evaluations())
+                again = [a for f, o in counting.items() for a in o.calls if Query(a, f) in warm_queries]
+                if again:
+                    raise AssertionError(f"{label}: a warm-started search ({how}) evaluated {len(again)} of the"
+                                         f" warm-start architectures again, e.g. {again[0].string!r}")
+            if runs["killed"] != runs["uninterrupted"]:
+                raise AssertionError(f"{label}: a warm-started search killed and resumed journaled a different"
+                                     f" sequence; {_first_difference(runs['killed'], runs['uninterrupted'])}")
+        if result.warm_started != len(warm) or result.history[: len(warm)] != [replace(e, cached=True) for e in warm]:
+            raise AssertionError(f"{label}: the warm-start evaluations are not the first {len(warm)} of the history")
+        spent = result.per_fidelity.get(final, 0)
+        if spent > budget:
+            raise AssertionError(f"{label}: {spent} evaluations at {final!r} for a budget of {budget}: the warm"
+                                 " start was counted against it")
+    cold_best: list[float] = []
+    warm_best: list[float] = []
+    for seed in compare_seeds:
+        for given, scores in (((), cold_best), (_warm_evaluations(cls, sp, seed, compare_budget), warm_best)):
+            strategy = make_strategy(cls, sp, seed)
+            found = Search(strategy, toy_oracles(cls, sp, seed=seed), _budget(cls, compare_budget), batch_size=4,
+                           warm_start=given).run()
+            scores.append(_best_truth(found.history, sp, seed, final))
+    diff = np.asarray(warm_best) - np.asarray(cold_best)
+    if len(diff) < 2 or not np.any(diff):
+        return
+    # Identical differences have no spread: the test is undefined, their sign decides.
+    p = (float(diff[0] >= 0) if np.ptp(diff) == 0
+         else float(ttest_rel(warm_best, cold_best, alternative="less").pvalue))
+    if p < WARM_START_ALPHA:
+        raise AssertionError(
+            f"{_label(cls, sp)}: warm-started with {compare_budget} evaluations, it ends worse than a cold start"
+            f" with the same budget: mean best true objective {np.mean(warm_best):.3f} vs {np.mean(cold_best):.3f}"
+            f" over {len(compare_seeds)} seeds (paired t-test, one-sided p = {p:.3g} < {WARM_START_ALPHA})"
+        )
+
+
 CHECKS: dict[str, Callable[..., None]] = {
     "contract": check_contract,
     "failures": check_failures,
@@ -985,6 +1088,7 @@ CHECKS: dict[str, Callable[..., None]] = {
     "state_roundtrip": check_state_roundtrip,
     "resume": check_resume,
     "extend": check_extend,
+    "warm_start": check_warm_start,
     "beats_random": check_beats_random,
 }
 """Every check by name; each takes ``(cls, *, space=..., seeds=..., ...)`` and raises AssertionError."""
