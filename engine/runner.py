@@ -35,7 +35,9 @@ _PROCESS_START = time.monotonic()
 # stops, where its results are shown or how transient faults are retried, never what an evaluation
 # measures or what the strategy asks. Everything else (space, strategy and its options, seed,
 # oracle, dataset, fidelities, batch size, executor threads) must match the journal's run.
-_RESUME_FREE_KEYS = ("resume", "tracker", "progress", "budget", "retry", "output.summary", "executor.address")
+_RESUME_FREE_KEYS = (
+    "resume", "tracker", "progress", "budget", "retry", "output.summary", "executor.address", "cache",
+)
 
 
 class ConfigError(ValueError):
@@ -231,6 +233,69 @@ def output_path(out: Path, cfg: DictConfig, key: str) -> Path:
             f"output.{key}={text!r} must be a file name relative to the output directory (no '..', not absolute)"
         )
     return out / rel
+
+
+# Oracle options that say where or how a result is computed, never what it is: left out of the store's key.
+_NOT_IN_KEY = ("output_dir", "executor")
+
+
+def open_store(cfg: DictConfig, oracles: dict[str, Oracle]) -> tuple[Any, dict[str, Oracle]]:
+    """Wrap each oracle in the shared evaluation store of ``cfg.cache`` (no store: ``(None, oracles)``).
+
+    The key of a stored result is the architecture, the fidelity and a fingerprint of the space and
+    of the fidelity's resolved oracle config (its dataset and recipe included), so jobs share a
+    result only when it would be the same result. An oracle that takes the run's seed is left out
+    unless ``cache.seed_in_key`` puts the seed in the key.
+
+    Raises:
+        ConfigError: for a bad ``cache`` value or a store file that cannot be used.
+    """
+    node = cfg.get("cache")
+    if node is None or node.get("path") is None:
+        return None, oracles
+    from engine.store import EvaluationStore, StoredOracle, StoreError, fingerprint
+
+    seed_in_key = node.get("seed_in_key", False)
+    if not isinstance(seed_in_key, bool):
+        raise ConfigError(f"cache.seed_in_key must be true or false, got {seed_in_key!r}")
+    lease = node.get("lease_seconds", 60)
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
+        raise ConfigError(f"cache.lease_seconds must be a positive number, got {lease!r}")
+    try:
+        store = EvaluationStore(str(node.path), lease_seconds=float(lease))
+    except (StoreError, OSError) as exc:
+        raise ConfigError(f"cache.path: {exc}") from None
+    wrapped: dict[str, Oracle] = {}
+    for fid, oracle in oracles.items():
+        key = "oracle" if fid == DEFAULT_FIDELITY else f"fidelities.{fid}"
+        conf = _plain(cfg.oracle if fid == DEFAULT_FIDELITY else cfg.fidelities[fid])
+        seeded = isinstance(conf, dict) and "seed" in conf and conf["seed"] is None
+        if seeded and not seed_in_key:
+            _log.warning(
+                "cache: %s takes the run's seed (%s.seed is null), so its results are not shared; set %s.seed to a"
+                " number to share them across seeds, or cache.seed_in_key=true to share them between jobs of the"
+                " same seed", key, key, key,
+            )
+            wrapped[fid] = oracle
+            continue
+        ident = {k: v for k, v in dict(conf).items() if k not in _NOT_IN_KEY}
+        fp = fingerprint({"space": _plain(cfg.space), "oracle": ident, "seed": int(cfg.seed) if seeded else None})
+        wrapped[fid] = StoredOracle(oracle, store, fp, fid)
+    return store, wrapped
+
+
+def _store_report(store: Any, oracles: dict[str, Oracle]) -> dict[str, Any]:
+    """What the store did for this process, for ``summary.json``."""
+    from engine.store import StoredOracle
+
+    shared = {f: o for f, o in oracles.items() if isinstance(o, StoredOracle)}
+    return {
+        "path": str(store.path),
+        "fidelities": sorted(shared),
+        "hits": sum(o.hits for o in shared.values()),
+        "evaluated": sum(o.evaluated for o in shared.values()),
+        "waited": sum(o.waited for o in shared.values()),
+    }
 
 
 def prepare_oracles(oracles: dict[str, Oracle]) -> None:
@@ -508,6 +573,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  objective    {best['objective']:.4f}{_objective_note(best)}")
         for k, v in sorted(best["metrics"].items()):
             lines.append(f"    {k:<22} {v:.4f}" if isinstance(v, float) else f"    {k:<22} {v}")
+    cache = summary.get("cache")
+    if cache and not cache.get("fidelities"):
+        lines.append(f"  cache        {cache['path']} not used: no oracle of this run gives results it may share")
+    elif cache:
+        lines.append(f"  cache        {cache['hits']} results taken from {cache['path']},"
+                     f" {cache['evaluated']} evaluated here ({cache['waited']} waited for another job)")
     warm = summary.get("warm_start")
     if warm:
         lines.append(f"  warm start   {warm['evaluations']} evaluations of earlier runs told first (not in the count"
@@ -640,6 +711,8 @@ def _run_search(
     journal_path.parent.mkdir(parents=True, exist_ok=True)
     journal = Journal(journal_path)
     discard = False
+    store: Any = None
+    store_report: dict[str, Any] | None = None
     try:
         stored = journal.get_meta("config")
         if stored is not None and stored.get("warm_start") and not _warm_paths(cfg):
@@ -659,6 +732,7 @@ def _run_search(
         if stored is None:
             journal.set_meta("config", identity)
         warm, origin = load_warm_start(cfg, strategy) if stored is None else ([], [])
+        store, oracles = open_store(cfg, oracles)
         prepare_oracles(oracles)
         search = Search(
             strategy, oracles, budget, journal=journal, batch_size=batch_size, callbacks=callbacks, retry=retry,
@@ -669,17 +743,22 @@ def _run_search(
             # The latest budget, for the next resume and nas-report; written once the journal was read
             # whole, so a journal that cannot be resumed is left exactly as it was.
             journal.set_meta("config", identity)
+        store_report = _store_report(store, oracles) if store is not None else None
     except ConfigError:
         discard = not exists and len(journal) == 0  # refused before anything was evaluated: leave no trace
         raise
     finally:
         journal.close()
+        if store is not None:
+            store.close()
         if discard:
             for leftover in (journal_path, *(Path(f"{journal_path}{s}") for s in ("-wal", "-shm"))):
                 leftover.unlink(missing_ok=True)
             if not parent_existed and not any(journal_path.parent.iterdir()):
                 journal_path.parent.rmdir()
     summary = summarize(cfg, result, journal_path, strategy)
+    if store_report is not None:
+        summary["cache"] = store_report
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = summary_path.with_name(summary_path.name + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2))
