@@ -58,7 +58,9 @@ BENCH_SETTINGS: dict[str, dict[str, Any]] = {
         "cheap_per_budget": 10,
     },
 }
-PEERS = ("tpe",)
+PEERS = ("tpe", "tpe_independent", "gp")
+"""Optuna's samplers as peers: TPE with its defaults (since Optuna 5.0 multivariate, modelling the edges
+jointly, with the constant liar), TPE with independent per-edge models (the default before 5.0), and GPSampler."""
 RESULTS = Path(__file__).resolve().parent / "results" / "strategies.md"
 
 _ORACLES: dict[str, Any] = {}
@@ -133,14 +135,26 @@ def _pick(history: Sequence[Any], fidelity: str, budget: int) -> tuple[float, fl
     return float(best.reported["test_acc"]), float(best.objective), len(seen)
 
 
-def run_tpe(seed: int, budgets: Sequence[int]) -> dict[int, tuple[float, float, int]]:
-    """Optuna's TPE through ask/tell, one categorical per edge; read at each budget of unique cells."""
+def _sampler(name: str, seed: int) -> Any:
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "tpe_independent":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=False, constant_liar=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise ValueError(f"unknown Optuna peer {name!r}")
+
+
+def run_optuna(name: str, seed: int, budgets: Sequence[int]) -> dict[int, tuple[float, float, int]]:
+    """An Optuna sampler through ask/tell, one categorical per edge; read at each budget of unique cells."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     oracle = _oracle("val_acc")
     space = oracle.space
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(direction="maximize", sampler=_sampler(name, seed))
     seen: dict[tuple[int, ...], tuple[float, float]] = {}
     best: tuple[float, float] | None = None
     out: dict[int, tuple[float, float, int]] = {}
@@ -160,7 +174,7 @@ def run_tpe(seed: int, budgets: Sequence[int]) -> dict[int, tuple[float, float, 
         study.tell(trial, seen[arch.decisions][0])
         if best is not None and len(seen) == want[0]:
             out[want.pop(0)] = (best[1], best[0], len(seen))
-    for b in want:  # TPE stopped proposing new cells
+    for b in want:  # the sampler stopped proposing new cells
         out[b] = (best[1], best[0], len(seen)) if best else (math.nan, math.nan, 0)
     return out
 
@@ -168,7 +182,7 @@ def run_tpe(seed: int, budgets: Sequence[int]) -> dict[int, tuple[float, float, 
 def _task(args: tuple[str, int, tuple[int, ...]]) -> tuple[str, int, dict[int, tuple[float, float, int]], float]:
     method, seed, budgets = args
     start = time.perf_counter()
-    res = run_tpe(seed, budgets) if method == "tpe" else run_engine(method, seed, budgets)
+    res = run_optuna(method, seed, budgets) if method in PEERS else run_engine(method, seed, budgets)
     return method, seed, res, time.perf_counter() - start
 
 
@@ -207,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=100, help="seeds per method and budget")
     parser.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 200], help="unique evaluations")
     parser.add_argument("--strategies", nargs="+", default=None,
-                        help="registered strategies and/or 'tpe' (default: every runnable strategy and tpe)")
+                        help="registered strategies and/or Optuna peers (tpe, tpe_independent, gp; default: all)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file for the results table")
     args = parser.parse_args(argv)
