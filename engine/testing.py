@@ -1002,7 +1002,7 @@ def check_warm_start(
     seeds: Sequence[int] = DEFAULT_SEEDS,
     budget: int = 30,
     compare_seeds: Sequence[int] = tuple(range(8)),
-    compare_budget: int = 20,
+    compare_budget: int = 16,
 ) -> None:
     """A search warm-started with earlier evaluations uses them and never pays for them again.
 

@@ -342,26 +342,3 @@ def test_heartbeat_keeps_claims_alive(tmp_path: Path) -> None:
         with closing(sqlite3.connect(path)) as db:
             (beat,) = db.execute("SELECT heartbeat FROM entries").fetchone()
         assert time.time() - beat < 0.4
-
-
-def _forked_job(oracle: StoredOracle, arch: Architecture) -> None:
-    oracle.evaluate([arch])
-    oracle.store.close()
-
-
-def test_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
-    a, b = _archs(2, seed=17)
-    toy = ToyOracle(_space(), seed=3)
-    with EvaluationStore(tmp_path / "store.sqlite") as store:
-        assert store.claim(FP, FID, [a])[2] == [0]
-        child = multiprocessing.get_context("fork").Process(target=_forked_job,
-                                                              args=(StoredOracle(toy, store, FP, FID), b))
-        child.start()
-        child.join(timeout=30)
-        assert child.exitcode == 0
-        with closing(sqlite3.connect(tmp_path / "store.sqlite")) as db:
-            owners = dict(db.execute("SELECT arch, owner FROM entries").fetchall())
-        # The child measured b as an owner of its own, and left the parent's claim on a alone.
-        assert owners[a.string] == store.owner and owners[b.string].split(":")[1] == str(child.pid)
-        found, busy, claimed = store.claim(FP, FID, [a, b])
-        assert claimed == [0] and busy == [] and found[1] == toy.evaluate([b])[0]

@@ -13,7 +13,7 @@ from test_sweeps import run_cli
 # The table behind a tracing wrapper: every real oracle call leaves a line `<pid>\t<arch>`;
 # 0.05 s per evaluation so that two joblib workers overlap in time.
 _ORACLE = ["oracle=faulty", "oracle.seed=0", "oracle.delay_seconds=0.05"]
-_SWEEP = ["-m", "strategy=random,regularized_evolution,local_search", "seed=0,1", "budget.evaluations=12",
+_SWEEP = ["-m", "strategy=random,regularized_evolution,local_search", "seed=0,1", "budget.evaluations=8",
           "progress=none", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 
 
@@ -45,10 +45,10 @@ def test_a_shared_store_evaluates_each_architecture_once_with_the_unshared_resul
     distinct = {row[0] for rows in got.values() for row in rows}
     assert len(calls) == len(set(calls)) == len(distinct)  # each distinct architecture evaluated once
     unshared = (tmp_path / "alone.trace").read_text().splitlines()
-    assert len(unshared) == 6 * 12 > len(calls)  # the jobs do overlap: without the store they repeat
+    assert len(unshared) == 6 * 8 > len(calls)  # the jobs do overlap: without the store they repeat
     summaries = [json.loads(p.read_text()) for p in shared.glob("*/summary.json")]
     assert sum(s["cache"]["evaluated"] for s in summaries) == len(calls)
-    assert sum(s["cache"]["hits"] for s in summaries) == 6 * 12 - len(calls)
+    assert sum(s["cache"]["hits"] for s in summaries) == 6 * 8 - len(calls)
     db = sqlite3.connect(store)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -56,18 +56,25 @@ def test_a_shared_store_evaluates_each_architecture_once_with_the_unshared_resul
         db.close()
 
 
-def test_an_oracle_seeded_by_the_run_does_not_share_unless_told(tmp_path: Path) -> None:
+def test_an_oracle_seeded_by_the_run_does_not_share_unless_told(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from engine.cli import config_dir
+    from engine.runner import format_summary, run_search
+
     store = tmp_path / "store.sqlite"
-    proc = run_cli(["oracle=faulty", "budget.evaluations=3", "progress=none", f"cache.path={store}",
-                    f"hydra.run.dir={tmp_path / 'a'}"], cwd=tmp_path)
-    assert "oracle takes the run's seed (oracle.seed is null), so its results are not shared" in proc.stderr
-    assert "not used: no oracle of this run gives results it may share" in proc.stdout
-    run_cli(["oracle=faulty", "budget.evaluations=3", "progress=none", f"cache.path={store}", "cache.seed_in_key=true",
-             f"hydra.run.dir={tmp_path / 'b'}"], cwd=tmp_path)
-    run_cli(["oracle=faulty", "budget.evaluations=3", "progress=none", f"cache.path={store}", "cache.seed_in_key=true",
-             "seed=1", f"hydra.run.dir={tmp_path / 'c'}"], cwd=tmp_path)
-    hits = [json.loads((tmp_path / d / "summary.json").read_text())["cache"]["hits"] for d in "bc"]
-    assert hits == [0, 0]  # seed 1 is another key: nothing of seed 0's is taken
-    run_cli(["oracle=faulty", "budget.evaluations=3", "progress=none", f"cache.path={store}", "cache.seed_in_key=true",
-             f"hydra.run.dir={tmp_path / 'd'}"], cwd=tmp_path)
-    assert json.loads((tmp_path / "d" / "summary.json").read_text())["cache"]["hits"] == 3
+
+    def run(name: str, *overrides: str) -> dict[str, Any]:
+        with initialize_config_dir(config_dir=config_dir(), version_base=None):
+            cfg = compose("config", overrides=["oracle=faulty", "budget.evaluations=3", "progress=none",
+                                               f"cache.path={store}", *overrides])
+        return run_search(cfg, tmp_path / name)
+
+    alone = run("a")
+    assert "oracle takes the run's seed (oracle.seed is null), so its results are not shared" in caplog.text
+    assert "not used: no oracle of this run gives results it may share" in format_summary(alone)
+    assert run("b", "cache.seed_in_key=true")["cache"]["hits"] == 0
+    assert run("c", "cache.seed_in_key=true", "seed=1")["cache"]["hits"] == 0  # seed 1 is another key
+    assert run("d", "cache.seed_in_key=true")["cache"]["hits"] == 3  # seed 0 again: all from the store
