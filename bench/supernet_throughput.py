@@ -160,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     xb = _layout(xb, True)
     alone.train()
     supernet.train()
-    same = float((F.cross_entropy(alone(xb), yb) - F.cross_entropy(supernet(xb, [largest.decisions]), yb)).abs())
+    with torch.no_grad():
+        same = float((F.cross_entropy(alone(xb), yb) - F.cross_entropy(supernet(xb, [largest.decisions]), yb)).abs())
     opt_alone = torch.optim.SGD(alone.parameters(), lr=0.01, momentum=0.9)
     opt_super = torch.optim.SGD(supernet.parameters(), lr=0.01, momentum=0.9)
     supernet.train()
