@@ -239,6 +239,29 @@ def output_path(out: Path, cfg: DictConfig, key: str) -> Path:
 _NOT_IN_KEY = ("output_dir", "executor")
 
 
+def check_cache_options(cfg: DictConfig) -> tuple[bool, float]:
+    """``cache.seed_in_key`` and ``cache.lease_seconds``, type-checked.
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    node = cfg.get("cache") or {}
+    unknown = sorted(str(k) for k in node if k not in ("path", "seed_in_key", "lease_seconds"))
+    if unknown:
+        raise ConfigError(f"unknown cache key(s) {', '.join('cache.' + k for k in unknown)};"
+                          " known: path, seed_in_key, lease_seconds")
+    seed_in_key = node.get("seed_in_key", False)
+    if not isinstance(seed_in_key, bool):
+        raise ConfigError(f"cache.seed_in_key must be true or false, got {seed_in_key!r}")
+    lease = node.get("lease_seconds", 60)
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
+        raise ConfigError(f"cache.lease_seconds must be a positive number, got {lease!r}")
+    path = node.get("path")
+    if path is not None and (not isinstance(path, str) or not path.strip()):
+        raise ConfigError(f"cache.path must be a file path or null, got {path!r}")
+    return seed_in_key, float(lease)
+
+
 def open_store(cfg: DictConfig, oracles: dict[str, Oracle]) -> tuple[Any, dict[str, Oracle]]:
     """Wrap each oracle in the shared evaluation store of ``cfg.cache`` (no store: ``(None, oracles)``).
 
@@ -250,17 +273,12 @@ def open_store(cfg: DictConfig, oracles: dict[str, Oracle]) -> tuple[Any, dict[s
     Raises:
         ConfigError: for a bad ``cache`` value or a store file that cannot be used.
     """
+    seed_in_key, lease = check_cache_options(cfg)
     node = cfg.get("cache")
     if node is None or node.get("path") is None:
         return None, oracles
     from engine.store import EvaluationStore, StoredOracle, StoreError, fingerprint
 
-    seed_in_key = node.get("seed_in_key", False)
-    if not isinstance(seed_in_key, bool):
-        raise ConfigError(f"cache.seed_in_key must be true or false, got {seed_in_key!r}")
-    lease = node.get("lease_seconds", 60)
-    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
-        raise ConfigError(f"cache.lease_seconds must be a positive number, got {lease!r}")
     try:
         store = EvaluationStore(str(node.path), lease_seconds=float(lease))
     except (StoreError, OSError) as exc:
@@ -664,6 +682,7 @@ def validate_config(cfg: DictConfig) -> None:
     build_strategy(cfg, space)
     build_budget(cfg)
     build_retry(cfg)
+    check_cache_options(cfg)
     for text in _warm_paths(cfg):
         if not Path(text).exists():
             raise ConfigError(f"warm_start: there is no run directory or journal at {text}")

@@ -78,3 +78,22 @@ def test_an_oracle_seeded_by_the_run_does_not_share_unless_told(
     assert run("b", "cache.seed_in_key=true")["cache"]["hits"] == 0
     assert run("c", "cache.seed_in_key=true", "seed=1")["cache"]["hits"] == 0  # seed 1 is another key
     assert run("d", "cache.seed_in_key=true")["cache"]["hits"] == 3  # seed 0 again: all from the store
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("cache.lease_seconds=-1", "cache.lease_seconds must be a positive number"),
+     ("cache.seed_in_key=maybe", "cache.seed_in_key must be true or false"),
+     ("+cache.where=here", "unknown cache key")],
+)
+def test_bad_cache_options_are_refused_naming_the_key(tmp_path: Path, override: str, message: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from engine.cli import config_dir
+    from engine.runner import ConfigError, run_search
+
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("config", overrides=["budget.evaluations=2", "progress=none", override])
+    with pytest.raises(ConfigError, match=message):
+        run_search(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "journal.sqlite").exists()
