@@ -378,6 +378,15 @@ def build_report(
         except ValueError:
             continue
         rows.append({"name": f"proxy:{name}", "kind": "proxy", **rep.to_dict()})
+    if len(proxies) >= 2:
+        from oracles.proxies import rank_ensemble
+
+        try:
+            rep = measure_gap(rank_ensemble(proxies), truth, top_fraction=top_fraction)
+        except ValueError:
+            pass
+        else:
+            rows.append({"name": f"proxy:ensemble({'+'.join(proxies)})", "kind": "proxy", **rep.to_dict()})
     return truth, rows
 
 

@@ -6,6 +6,8 @@ API:
   ``flops`` and ``nn_degree`` (nb201 only; the topology score of :mod:`engine.features`).
 - :func:`compute_proxies` ``(model, batch, names) -> {name: score}``: the network-based
   scores on one mini-batch (``model`` freshly initialised; it is not modified).
+- :func:`rank_ensemble` ``({proxy: {arch: score}}) -> {arch: score}``: several proxies' scores of
+  the same architectures combined by log-rank aggregation (AZ-NAS), for ``nas-gap``.
 - :class:`ProxyOracle` (``oracle=proxy``): ``objective`` is the chosen proxy (higher is
   better for every one of them except ``params``/``flops``, which are returned as they are);
   ``metrics`` hold every requested proxy plus ``params``, ``flops`` and ``latency_ms``.
@@ -39,7 +41,7 @@ from oracles.hardware import HardwareCost
 from oracles.models import build_model, model_options_for, resolve_device
 from oracles.standalone import job_seed
 
-__all__ = ["NETWORK_PROXIES", "PROXIES", "ProxyOracle", "compute_proxies"]
+__all__ = ["NETWORK_PROXIES", "PROXIES", "ProxyOracle", "compute_proxies", "rank_ensemble"]
 
 NETWORK_PROXIES: tuple[str, ...] = ("synflow", "naswot", "jacob_cov", "snip", "grad_norm")
 PROXIES: tuple[str, ...] = (*NETWORK_PROXIES, "params", "flops", "nn_degree")
@@ -146,6 +148,34 @@ def compute_proxies(
     if "synflow" in names:
         out["synflow"] = _synflow(model, tuple(x.shape[1:]))
     return out
+
+
+def rank_ensemble(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Combine proxies by log-rank aggregation over the architectures that every proxy scored.
+
+    Each proxy ranks the architectures (1 for the lowest score, ``n`` for the highest; ties
+    share their mean rank) and an architecture's ensemble score is the sum of ``log(rank / n)``
+    over the proxies, as AZ-NAS (Lee & Ham, CVPR 2024) aggregates its four proxies. The log
+    makes a poor rank on one proxy cost more than a good rank on another earns, so the
+    ensemble favours architectures that no proxy rates badly. Ranks are relative to the
+    architectures given, which is why this is a measurement over a set, not a per-architecture
+    oracle. Every proxy is taken as higher-is-better (``params`` and ``flops`` included).
+
+    Raises:
+        ValueError: with fewer than two proxies or fewer than two architectures in common.
+    """
+    from scipy.stats import rankdata
+
+    if len(scores) < 2:
+        raise ValueError(f"an ensemble needs at least two proxies, got {sorted(scores)}")
+    common = sorted(set.intersection(*(set(v) for v in scores.values())))
+    if len(common) < 2:
+        raise ValueError("an ensemble needs at least two architectures scored by every proxy")
+    n = len(common)
+    total = np.zeros(n)
+    for values in scores.values():
+        total += np.log(rankdata([values[a] for a in common]) / n)
+    return dict(zip(common, map(float, total)))
 
 
 class ProxyOracle:

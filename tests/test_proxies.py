@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -83,3 +85,41 @@ def test_chain_space_and_bad_settings() -> None:
         ProxyOracle(chain, DIGITS, proxy="nn_degree")
     with pytest.raises(ValueError, match=r"oracle\.proxy must be one of"):
         ProxyOracle(NB201Space(), DIGITS, proxy="zen")
+
+
+def test_rank_ensemble_is_the_sum_of_log_ranks_over_the_shared_architectures() -> None:
+    from scipy.stats import rankdata
+
+    from oracles.proxies import rank_ensemble
+
+    a = {"x": 3.0, "y": 1.0, "z": 2.0, "w": 5.0}
+    b = {"x": 0.1, "y": 0.3, "z": 0.3, "only_b": 9.0}  # a tie, and one architecture only b scored
+    got = rank_ensemble({"a": a, "b": b})
+    common = ["x", "y", "z"]
+    ra, rb = rankdata([a[k] for k in common]), rankdata([b[k] for k in common])
+    expected = {k: math.log(ra[i] / 3) + math.log(rb[i] / 3) for i, k in enumerate(common)}
+    assert got == pytest.approx(expected)
+    # Best on one proxy and worst on the other loses to good on both: the log punishes the bad rank.
+    c = {"p": 10.0, "q": 1.0, "r": 9.0}
+    d = {"p": 1.0, "q": 10.0, "r": 9.0}
+    ens = rank_ensemble({"c": c, "d": d})
+    assert max(ens, key=ens.__getitem__) == "r"
+    with pytest.raises(ValueError, match="at least two proxies"):
+        rank_ensemble({"a": a})
+
+
+def test_nas_gap_reports_the_ensemble_beside_the_single_proxies() -> None:
+    from engine.gap import kendall_tau
+    from oracles.gap_cli import build_report
+    from oracles.proxies import rank_ensemble
+
+    archs = [f"a{i}" for i in range(8)]
+    standalone = {a: [{"ok": True, "val_acc": 0.1 * i}, {"ok": True, "val_acc": 0.1 * i}] for i, a in enumerate(archs)}
+    noisy = {"p1": {a: float((i * 3) % 8) for i, a in enumerate(archs)},
+             "p2": {a: float(i) for i, a in enumerate(archs)}}
+    truth, rows = build_report(standalone, [], noisy, 0.25)
+    names = [r["name"] for r in rows]
+    assert names == ["proxy:p1", "proxy:p2", "proxy:ensemble(p1+p2)"]
+    ens = rank_ensemble(noisy)
+    assert rows[2]["kendall_tau"] == pytest.approx(kendall_tau([ens[a] for a in archs],
+                                                               [float(np.mean(truth[a])) for a in archs]))
