@@ -386,7 +386,8 @@ def build_report(
         except ValueError:
             pass
         else:
-            rows.append({"name": f"proxy:ensemble({'+'.join(proxies)})", "kind": "proxy", **rep.to_dict()})
+            # Named short for the table; gap.json lists what it aggregates.
+            rows.append({"name": "proxy:ensemble", "kind": "proxy", "members": list(proxies), **rep.to_dict()})
     return truth, rows
 
 

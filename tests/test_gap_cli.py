@@ -41,7 +41,8 @@ def test_nas_gap_smoke_writes_table_plots_and_reuses_its_caches(tmp_path: Path) 
     assert saved["n_archs"] == 4 and len(set(saved["archs"])) == 4
     names = [r["name"] for r in saved["table"]]
     assert names == ["one-shot", "recal", "few-shot", "proxy:synflow", "proxy:nn_degree",
-                     "proxy:ensemble(synflow+nn_degree)"]
+                     "proxy:ensemble"]
+    assert saved["table"][-1]["members"] == ["synflow", "nn_degree"]
     for row in saved["table"][:3]:
         assert row["n"] == 4
         for key in ("kendall_tau", "tau_top", "stability_seeds", "stability_epochs"):  # None: a constant score

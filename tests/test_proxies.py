@@ -119,7 +119,7 @@ def test_nas_gap_reports_the_ensemble_beside_the_single_proxies() -> None:
              "p2": {a: float(i) for i, a in enumerate(archs)}}
     truth, rows = build_report(standalone, [], noisy, 0.25)
     names = [r["name"] for r in rows]
-    assert names == ["proxy:p1", "proxy:p2", "proxy:ensemble(p1+p2)"]
+    assert names == ["proxy:p1", "proxy:p2", "proxy:ensemble"] and rows[2]["members"] == ["p1", "p2"]
     ens = rank_ensemble(noisy)
     assert rows[2]["kendall_tau"] == pytest.approx(kendall_tau([ens[a] for a in archs],
                                                                [float(np.mean(truth[a])) for a in archs]))
