@@ -745,7 +745,7 @@ def _run_search(
                 shown = ", ".join(f"{k} ({old.get(k, 'absent')!r} -> {new.get(k)!r})" for k in changed)
                 raise ConfigError(
                     f"cannot resume {journal_path}: the config differs in {shown}; these decide what the search"
-                    " measures (only budget, retry, tracker, progress and output.summary may change)"
+                    " measures (only budget, retry, tracker, progress, output.summary and cache may change)"
                 )
             _log_extension(stored.get("budget") or {}, identity.get("budget") or {}, strategy)
         if stored is None:
