@@ -101,8 +101,11 @@ def run_engine(name: str, seed: int, budgets: Sequence[int]) -> dict[int, tuple[
     return {b: _pick(history, cls.final_fidelity, b) for b in budgets}
 
 
-def _search(name: str, seed: int, budget: int) -> list[Any]:
-    """The journal-ordered history of one search (report-only metrics included)."""
+def _search(name: str, seed: int, budget: int, warm_start: Sequence[Any] = ()) -> list[Any]:
+    """The journal-ordered history of one search (report-only metrics included).
+
+    ``warm_start``: evaluations of an earlier search told first (they open the history).
+    """
     cls = get_strategy(name)
     settings = BENCH_SETTINGS.get(name, {})
     space = _oracle("val_acc").space
@@ -115,7 +118,7 @@ def _search(name: str, seed: int, budget: int) -> list[Any]:
         per = {f: budget if f == cls.final_fidelity else settings.get("cheap_per_budget", 10) * budget
                for f in cls.fidelities}
         b = Budget(evaluations=None, per_fidelity=per, max_stall=50)
-    return Search(strategy, oracles, b).run().history
+    return Search(strategy, oracles, b, warm_start=warm_start).run().history
 
 
 def _pick(history: Sequence[Any], fidelity: str, budget: int) -> tuple[float, float, int]:

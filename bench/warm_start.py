@@ -32,32 +32,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from strategies import BENCH_SETTINGS, _oracle, runnable
+from strategies import _search, runnable
 
-from engine.search import Budget, Search
 from engine.strategies import get_strategy, list_strategies
-from engine.types import DEFAULT_FIDELITY, Evaluation
+from engine.types import Evaluation
 
 RESULTS = Path(__file__).resolve().parent / "results" / "warm_start.md"
 
 
 def _run(name: str, seed: int, budget: int, warm: Sequence[Evaluation] = ()) -> list[Evaluation]:
-    cls = get_strategy(name)
-    settings = BENCH_SETTINGS.get(name, {})
-    space = _oracle("val_acc").space
-    strategy = cls(space, seed=seed, **settings.get("options", {}))
-    if tuple(cls.fidelities) == (DEFAULT_FIDELITY,):
-        oracles = {DEFAULT_FIDELITY: _oracle("val_acc")}
-        b = Budget(evaluations=budget)
-    else:
-        oracles = {f: _oracle(settings["fidelities"][f]) for f in cls.fidelities}
-        per = {f: budget if f == cls.final_fidelity else settings.get("cheap_per_budget", 10) * budget
-               for f in cls.fidelities}
-        b = Budget(evaluations=None, per_fidelity=per, max_stall=50)
-    final = cls.final_fidelity
+    """The final-fidelity history of one search of the strategies benchmark, warm-started with ``warm``."""
+    final = get_strategy(name).final_fidelity
     # The earlier search measured val_acc, the final fidelity's column.
-    result = Search(strategy, oracles, b, warm_start=[replace(e, fidelity=final) for e in warm]).run()
-    return [e for e in result.history if e.fidelity == final]
+    history = _search(name, seed, budget, warm_start=[replace(e, fidelity=final) for e in warm])
+    return [e for e in history if e.fidelity == final]
 
 
 def _pick(history: Sequence[Evaluation]) -> float:
