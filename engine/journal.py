@@ -7,6 +7,7 @@ can resume without losing or repeating an evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -120,6 +121,29 @@ def _check_file(path: Path) -> None:
         db.close()
 
 
+@contextlib.contextmanager
+def new_database(path: Path, tag: str, schema: str, version: int) -> Iterator[Path]:
+    """A WAL-mode SQLite file with ``schema`` and ``meta.schema_version``, built beside ``path``.
+
+    The caller moves the yielded temporary file into place (rename, or link when several
+    processes may race to create ``path``); whatever is left of it is removed afterwards, so
+    a file at ``path`` always has its schema. ``tag`` keeps concurrent creators apart.
+    """
+    tmp = path.with_name(f".{path.name}.{tag}.tmp")
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(schema)
+            db.execute("INSERT INTO meta VALUES (?, ?)", ("schema_version", json.dumps(version)))
+        finally:
+            db.close()
+        yield tmp
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+
+
 def _read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
 
@@ -215,19 +239,8 @@ class Journal:
         empty or headless file at ``path`` can only be damage, never a search
         killed while it was starting.
         """
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            db = sqlite3.connect(tmp, isolation_level=None)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
-                db.execute("INSERT INTO meta VALUES (?, ?)", ("schema_version", json.dumps(SCHEMA_VERSION)))
-            finally:
-                db.close()
+        with new_database(self.path, str(os.getpid()), _SCHEMA, SCHEMA_VERSION) as tmp:
             os.replace(tmp, self.path)
-        finally:
-            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-                leftover.unlink(missing_ok=True)
 
     def _check_existing(self) -> None:
         _check_file(self.path)

@@ -34,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engine.journal import _finite_json, _from_json
+from engine.journal import _finite_json, _from_json, new_database
 from engine.spaces import Architecture
 from engine.types import Evaluation, Oracle, Status
 
@@ -141,15 +141,7 @@ class EvaluationStore:
         A link fails when the path exists, so of several jobs starting at once one
         creates the store and the others open it; a store file always has its schema.
         """
-        tmp = self.path.with_name(f".{self.path.name}.{self.owner.replace(':', '.')}.tmp")
-        try:
-            db = sqlite3.connect(tmp, isolation_level=None)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
-                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (json.dumps(SCHEMA_VERSION),))
-            finally:
-                db.close()
+        with new_database(self.path, self.owner.replace(":", "."), _SCHEMA, SCHEMA_VERSION) as tmp:
             try:
                 os.link(tmp, self.path)
             except FileExistsError:
@@ -157,9 +149,6 @@ class EvaluationStore:
             except OSError:  # a filesystem without hard links
                 if not self.path.exists():
                     os.replace(tmp, self.path)
-        finally:
-            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-                leftover.unlink(missing_ok=True)
 
     def _check(self) -> None:
         """Check the file read-only, so a foreign or damaged file is reported as it is."""
