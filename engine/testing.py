@@ -923,9 +923,7 @@ def check_beats_random(
         for key, c in (("strategy", cls), ("random", RandomSearch)):
             strategy = make_strategy(c, sp, seed)
             result = _search(strategy, sp, budget, problem=seed)
-            truth = ToyOracle(sp, seed=seed)
-            final = [e for e in result.history if e.ok and e.fidelity == strategy.final_fidelity]
-            scores[key].append(max((truth.true_objective(e.arch) for e in final), default=float("-inf")))
+            scores[key].append(_best_truth(result.history, sp, seed, strategy.final_fidelity))
     mine, rand = float(np.mean(scores["strategy"])), float(np.mean(scores["random"]))
     if not mine > rand + margin:
         raise AssertionError(
