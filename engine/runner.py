@@ -414,6 +414,8 @@ def load_warm_start(cfg: DictConfig, strategy: Strategy) -> tuple[list[Evaluatio
     """
     paths = _warm_paths(cfg)
     identity = _identity(cfg)
+    new = _flatten(identity)
+    keys = ["space", *("oracle" if f == DEFAULT_FIDELITY else f"fidelities.{f}" for f in strategy.fidelities)]
     evaluations: list[Evaluation] = []
     origin: list[dict[str, Any]] = []
     seen: set[Any] = set()
@@ -428,8 +430,7 @@ def load_warm_start(cfg: DictConfig, strategy: Strategy) -> tuple[list[Evaluatio
         stored = meta.get("config")
         if not isinstance(stored, dict):
             raise ConfigError(f"warm_start: {path} has no run config, so what it measured cannot be checked")
-        keys = ["space", *("oracle" if f == DEFAULT_FIDELITY else f"fidelities.{f}" for f in strategy.fidelities)]
-        old, new = _flatten(stored), _flatten(identity)
+        old = _flatten(stored)
         differ = sorted(k for k in set(old) | set(new) if _under(k, keys) and old.get(k) != new.get(k))
         if differ:
             shown = ", ".join(f"{k} ({old.get(k, 'absent')!r} -> {new.get(k, 'absent')!r})" for k in differ[:4])
