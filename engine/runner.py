@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from engine.fidelity import EpochView, fidelity_epochs
 from engine.journal import Journal, JournalError, read_journal
 from engine.scale import accuracy_scale
 from engine.search import Budget, RetryPolicy, Search, SearchResult
@@ -77,11 +78,36 @@ def build_strategy(cfg: DictConfig, space: SearchSpace) -> Strategy:
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if "max_epochs" in options:
+        options["max_epochs"] = _max_epochs(cfg, options["max_epochs"])
     try:
         return create_strategy(name, space, seed=seed, **options)
     except (TypeError, ValueError) as exc:
         text = str(exc)
         raise ConfigError(text if text.startswith("strategy.") else f"strategy: {text}") from None
+
+
+def _max_epochs(cfg: DictConfig, given: Any) -> Any:
+    """A rung strategy's ``max_epochs``: the oracle's full training, which it must not contradict.
+
+    The final rung is the ``default`` fidelity, the oracle's own training length, so
+    ``strategy.max_epochs: null`` takes ``oracle.epochs``, and a different value is refused
+    rather than searched with rungs that do not end where the oracle's training does.
+    """
+    epochs = cfg.oracle.get("epochs") if "oracle" in cfg else None
+    if given is None:
+        if not isinstance(epochs, int) or isinstance(epochs, bool):
+            raise ConfigError(
+                f"strategy.max_epochs is null and oracle {cfg.oracle.get('_target_')} has no epochs to take it from:"
+                " use oracle=standalone, or a table with oracle.epochs and oracle.epoch_columns"
+            )
+        return epochs
+    if isinstance(epochs, int) and given != epochs:
+        raise ConfigError(
+            f"strategy.max_epochs={given} differs from oracle.epochs={epochs}: the last rung is the oracle's full"
+            " training (leave strategy.max_epochs null)"
+        )
+    return given
 
 
 def build_oracle(
@@ -140,11 +166,32 @@ def _is_entry_point(target: str) -> bool:
 def build_oracles(
     cfg: DictConfig, space: SearchSpace, strategy: Strategy, output_dir: str | os.PathLike[str] | None = None
 ) -> dict[str, Oracle]:
-    """Oracles for every fidelity the strategy asks: ``oracle`` is the default one."""
+    """Oracles for every fidelity the strategy asks: ``oracle`` is the default one.
+
+    An ``epochs=<n>`` fidelity (a rung of successive halving, Hyperband or ASHA) is served by
+    ``oracle`` itself, trained to ``n`` epochs (:class:`engine.fidelity.EpochView`), so that a
+    promotion continues the training the lower rung started.
+    """
     oracles: dict[str, Oracle] = {}
-    for fid in strategy.fidelities:
+    rungs = [f for f in strategy.fidelities if fidelity_epochs(f) is not None]
+    if rungs and DEFAULT_FIDELITY not in strategy.fidelities:
+        raise ConfigError(f"strategy {strategy.name!r} asks epoch rungs {rungs} without the full training")
+    for fid in sorted(strategy.fidelities, key=lambda f: f != DEFAULT_FIDELITY):
+        epochs = fidelity_epochs(fid)
         if fid == DEFAULT_FIDELITY:
             oracles[fid] = build_oracle(cfg.oracle, space, int(cfg.seed), "oracle", output_dir)
+        elif epochs is not None:
+            base = oracles[DEFAULT_FIDELITY]
+            if not _trains_to_epochs(base):
+                raise ConfigError(
+                    f"strategy {strategy.name!r} asks fidelity {fid!r}, but oracle {cfg.oracle.get('_target_')} cannot"
+                    " evaluate after fewer epochs: use oracle=standalone, or a table with oracle.epochs and"
+                    " oracle.epoch_columns"
+                )
+            try:
+                oracles[fid] = EpochView(base, epochs)  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise ConfigError(f"fidelity {fid!r}: {exc} (oracle.epochs)") from None
         elif fid in cfg.get("fidelities", {}):
             # each extra fidelity keeps its files in a sub-directory named after it
             sub = Path(output_dir) / fid if output_dir is not None else None
@@ -152,6 +199,20 @@ def build_oracles(
         else:
             raise ConfigError(f"strategy {strategy.name!r} needs an oracle for fidelity {fid!r}: set fidelities.{fid}")
     return oracles
+
+
+def fidelity_key(fidelity: str) -> str:
+    """The config key of the oracle that serves ``fidelity``: ``oracle`` for the default one and its
+    epoch rungs, ``fidelities.<name>`` for the others."""
+    if fidelity == DEFAULT_FIDELITY or fidelity_epochs(fidelity) is not None:
+        return "oracle"
+    return f"fidelities.{fidelity}"
+
+
+def _trains_to_epochs(oracle: Any) -> bool:
+    """Whether ``oracle`` can evaluate after fewer epochs than its full training."""
+    epochs = getattr(oracle, "epochs", None)
+    return callable(getattr(oracle, "evaluate_epochs", None)) and isinstance(epochs, int) and epochs > 1
 
 
 def restrict_to_oracles(space: SearchSpace, oracles: dict[str, Oracle], budget: Budget) -> SearchSpace:
@@ -166,7 +227,7 @@ def restrict_to_oracles(space: SearchSpace, oracles: dict[str, Oracle], budget: 
         if not callable(covers):
             continue
         held = [a for a in covers() if searched.contains(a)]
-        key = "oracle" if fid == DEFAULT_FIDELITY else f"fidelities.{fid}"
+        key = fidelity_key(fid)
         if not held:
             raise ConfigError(f"{key} cannot measure any architecture of space {space.name}")
         before = searched.size
@@ -285,8 +346,8 @@ def open_store(cfg: DictConfig, oracles: dict[str, Oracle]) -> tuple[Any, dict[s
         raise ConfigError(f"cache.path: {exc}") from None
     wrapped: dict[str, Oracle] = {}
     for fid, oracle in oracles.items():
-        key = "oracle" if fid == DEFAULT_FIDELITY else f"fidelities.{fid}"
-        conf = _plain(cfg.oracle if fid == DEFAULT_FIDELITY else cfg.fidelities[fid])
+        key = fidelity_key(fid)
+        conf = _plain(cfg.oracle if key == "oracle" else cfg.fidelities[fid])
         seeded = isinstance(conf, dict) and "seed" in conf and conf["seed"] is None
         if seeded and not seed_in_key:
             _log.warning(
@@ -332,7 +393,7 @@ def prepare_oracles(oracles: dict[str, Oracle]) -> None:
             try:
                 prepare()
             except (ValueError, OSError, FloatingPointError) as exc:  # FloatingPointError: a diverged supernet
-                key = "oracle" if fid == DEFAULT_FIDELITY else f"fidelities.{fid}"
+                key = fidelity_key(fid)
                 text = " ".join(str(exc).split())  # one line, even when torch's message has many
                 raise ConfigError(f"{key}: {text}") from None
 
@@ -415,7 +476,7 @@ def load_warm_start(cfg: DictConfig, strategy: Strategy) -> tuple[list[Evaluatio
     paths = _warm_paths(cfg)
     identity = _identity(cfg)
     new = _flatten(identity)
-    keys = ["space", *("oracle" if f == DEFAULT_FIDELITY else f"fidelities.{f}" for f in strategy.fidelities)]
+    keys = ["space", *dict.fromkeys(fidelity_key(f) for f in strategy.fidelities)]
     evaluations: list[Evaluation] = []
     origin: list[dict[str, Any]] = []
     seen: set[Any] = set()

@@ -66,6 +66,7 @@ import numpy as np
 from scipy.stats import ttest_rel
 
 from engine import serialize
+from engine.fidelity import fidelity_epochs
 from engine.journal import Journal
 from engine.search import Budget, Search, SearchResult
 from engine.spaces import Architecture, SearchSpace, get_space
@@ -344,9 +345,16 @@ def _multi(strategy: Strategy | type[Strategy]) -> bool:
 
 
 def _budget(strategy: Strategy | type[Strategy], n: int, max_stall: int = 25) -> Budget:
-    """``n`` evaluations; multi-fidelity strategies get ``n`` at the final fidelity and 3n at each other."""
+    """``n`` evaluations; multi-fidelity strategies get ``n`` at the final fidelity and 3n at each other.
+
+    A strategy over epoch rungs (successive halving, Hyperband, ASHA) decides itself how its
+    evaluations divide among the rungs, so it gets the same total as one budget instead.
+    """
     if not _multi(strategy):
         return Budget(evaluations=n, max_stall=max_stall)
+    others = [f for f in strategy.fidelities if f != strategy.final_fidelity]
+    if all(fidelity_epochs(f) is not None for f in others):
+        return Budget(evaluations=n * (1 + 3 * len(others)), max_stall=max_stall)
     per = {f: (n if f == strategy.final_fidelity else 3 * n) for f in strategy.fidelities}
     return Budget(evaluations=None, per_fidelity=per, max_stall=max_stall)
 
@@ -1051,9 +1059,13 @@ def check_warm_start(
                                      f" sequence; {_first_difference(runs['killed'], runs['uninterrupted'])}")
         if result.warm_started != len(warm) or result.history[: len(warm)] != [replace(e, cached=True) for e in warm]:
             raise AssertionError(f"{label}: the warm-start evaluations are not the first {len(warm)} of the history")
-        spent = result.per_fidelity.get(final, 0)
-        if spent > budget:
-            raise AssertionError(f"{label}: {spent} evaluations at {final!r} for a budget of {budget}: the warm"
+        b = _budget(cls, budget)
+        spent, cap, where = (
+            (result.per_fidelity.get(final, 0), b.per_fidelity[final], f"at {final!r}") if b.per_fidelity
+            else (result.evaluations, b.evaluations, "in all")
+        )
+        if cap is not None and spent > cap:
+            raise AssertionError(f"{label}: {spent} evaluations {where} for a budget of {cap}: the warm"
                                  " start was counted against it")
     cold_best: list[float] = []
     warm_best: list[float] = []

@@ -26,10 +26,14 @@ carrying the epoch, step and loss, never a crashed search.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -138,62 +142,117 @@ def _make_optimizer(model: nn.Module, recipe: Mapping[str, Any]) -> torch.optim.
 
 
 def train_model(
-    model: nn.Module, ds: Dataset, recipe: Mapping[str, Any], seed: int, dev: torch.device
+    model: nn.Module,
+    ds: Dataset,
+    recipe: Mapping[str, Any],
+    seed: int,
+    dev: torch.device,
+    epochs: int | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[float, float]:
     """Train ``model`` (already on ``dev``) in place with ``recipe`` on ``ds.train``.
 
-    The batch order comes from a generator seeded with ``seed``; the global RNG is not used.
+    The learning-rate schedule always spans ``recipe['epochs']``, so training to fewer
+    ``epochs`` and continuing later from the :data:`checkpoint <on_epoch>` ends exactly
+    where one uninterrupted training does: weights, optimizer, schedule and both random
+    generators are part of the checkpoint. The batch order comes from a generator seeded
+    with ``seed``; the global generator (dropout, if a model has it) is seeded with it too,
+    inside a fork, so the caller's random state is left as it was.
+
+    Args:
+        epochs: Train until this many epochs are done (``None``: ``recipe['epochs']``).
+        checkpoint: A state passed to ``on_epoch`` by an earlier call: its weights, optimizer,
+            schedule and generators are restored and training continues from its epoch.
+        on_epoch: Called after every epoch with the state to continue from (plain tensors
+            and numbers, loadable with ``torch.load(..., weights_only=True)``).
 
     Returns:
         ``(mean training loss, training accuracy)`` of the last epoch.
 
     Raises:
         TrainingDiverged: when the loss becomes NaN, infinite or larger than ``recipe['max_loss']``.
+        ValueError: when ``epochs`` is beyond the recipe or before the checkpoint.
     """
+    total_epochs = int(recipe["epochs"])
+    target = total_epochs if epochs is None else int(epochs)
+    start_epoch = int(checkpoint["epoch"]) if checkpoint is not None else 0
+    if not start_epoch <= target <= total_epochs:
+        raise ValueError(
+            f"cannot train to {target} epochs from a checkpoint at {start_epoch} with a recipe of {total_epochs}"
+        )
     gen = torch.Generator().manual_seed(seed)
     x, y = (t.to(dev) for t in ds.train)
     n, bs = len(y), int(recipe["batch_size"])
     steps_per_epoch = max(1, math.ceil(n / bs))
-    total = int(recipe["epochs"]) * steps_per_epoch
     opt = _make_optimizer(model, recipe)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total) if recipe["schedule"] == "cosine" else None
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_epochs * steps_per_epoch)
+        if recipe["schedule"] == "cosine" else None
+    )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.get("label_smoothing", 0.0))
     max_loss = float(recipe.get("max_loss", math.inf))
-    model.train()
-    epoch_loss, epoch_correct = 0.0, 0
-    for epoch in range(int(recipe["epochs"])):
-        perm = torch.randperm(n, generator=gen).to(dev)
-        epoch_loss, epoch_correct = 0.0, 0
-        for step in range(steps_per_epoch):
-            idx = perm[step * bs : (step + 1) * bs]
-            out = model(x[idx])
-            loss = loss_fn(out, y[idx])
-            value = float(loss.detach())
-            # BatchNorm keeps a blown-up network finite, so a huge loss counts as divergence too.
-            if not math.isfinite(value) or value > max_loss:
-                raise TrainingDiverged(
-                    f"training diverged: loss {value:.4g} at epoch {epoch + 1}, step {step + 1}"
-                    f" (oracle.max_loss={max_loss:g})"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    epoch_loss, epoch_acc = math.nan, math.nan
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            opt.load_state_dict(checkpoint["optimizer"])
             if sched is not None:
-                sched.step()
-            epoch_loss += value * len(idx)
-            epoch_correct += int((out.argmax(1) == y[idx]).sum())
-    return epoch_loss / n, epoch_correct / n
+                sched.load_state_dict(checkpoint["scheduler"])
+            gen.set_state(checkpoint["generator"])
+            torch.set_rng_state(checkpoint["rng"])
+            epoch_loss, epoch_acc = float(checkpoint["train_loss"]), float(checkpoint["train_acc"])
+        model.train()
+        for epoch in range(start_epoch, target):
+            perm = torch.randperm(n, generator=gen).to(dev)
+            loss_sum, correct = 0.0, 0
+            for step in range(steps_per_epoch):
+                idx = perm[step * bs : (step + 1) * bs]
+                out = model(x[idx])
+                loss = loss_fn(out, y[idx])
+                value = float(loss.detach())
+                # BatchNorm keeps a blown-up network finite, so a huge loss counts as divergence too.
+                if not math.isfinite(value) or value > max_loss:
+                    raise TrainingDiverged(
+                        f"training diverged: loss {value:.4g} at epoch {epoch + 1}, step {step + 1}"
+                        f" (oracle.max_loss={max_loss:g})"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                loss_sum += value * len(idx)
+                correct += int((out.argmax(1) == y[idx]).sum())
+            epoch_loss, epoch_acc = loss_sum / n, correct / n
+            if on_epoch is not None:
+                on_epoch({
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict() if sched is not None else None,
+                    "generator": gen.get_state(),
+                    "rng": torch.get_rng_state(),
+                    "train_loss": epoch_loss,
+                    "train_acc": epoch_acc,
+                })
+    return epoch_loss, epoch_acc
 
 
 def train_job(job: Mapping[str, Any]) -> dict[str, Any]:
-    """Train one architecture from scratch and measure it.
+    """Train one architecture (from scratch, or on from its checkpoint) and measure it.
 
     Args:
         job: ``space`` (a SearchSpace), ``arch`` (canonical string), ``dataset`` (a
             config mapping or a :class:`~oracles.data.Dataset`), ``model`` (model
             options), ``recipe`` (a :class:`Recipe` as a dict), ``seed``, ``device``,
             ``hardware`` (options of :class:`~oracles.hardware.HardwareCost`), ``threads``
-            (torch intra-op threads for the job; the caller's count is restored afterwards).
+            (torch intra-op threads for the job; the caller's count is restored afterwards),
+            and optionally ``epochs`` (train to this many, default the recipe's) and
+            ``checkpoint`` (a file path: a training found there at no more than ``epochs`` is
+            continued, and the state is written there after every epoch, so a killed job
+            continues from its last epoch; removed once the recipe's full epochs are done).
 
     Returns:
         ``{"metrics": {...}, "reported": {"test_acc": ...}, "seconds": float}``.
@@ -207,24 +266,64 @@ def train_job(job: Mapping[str, Any]) -> dict[str, Any]:
         return _train_job(job)
 
 
+def _load_checkpoint(path: str | None, target: int) -> tuple[dict[str, Any] | None, bool]:
+    """The checkpoint at ``path`` if it can be continued to ``target`` epochs, and whether to write ``path``.
+
+    A file that holds a longer training than ``target`` is left alone (a later promotion
+    continues it); an unreadable one, cut by a kill, is overwritten.
+    """
+    if path is None:
+        return None, False
+    if not os.path.exists(path):
+        return None, True
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a file cut by a kill is not worth a failed evaluation: train from scratch
+        _log.warning("ignoring unreadable checkpoint %s (%s): training from scratch", path, exc)
+        return None, True
+    if int(state["epoch"]) > target:
+        return None, False
+    return state, True
+
+
+def _save_checkpoint(path: str, state: Mapping[str, Any]) -> None:
+    """Write ``state`` so that a kill at any moment leaves the previous file or the new one, whole."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    torch.save(dict(state), tmp)
+    os.replace(tmp, path)
+
+
 def _train_job(job: Mapping[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     space: SearchSpace = job["space"]
     arch = space.parse(job["arch"])
     ds = dataset_from_config(job["dataset"])
     recipe = job["recipe"]
+    target = int(job.get("epochs") or recipe["epochs"])
     dev = resolve_device(job.get("device", "auto"))
     seed = job_seed(job["seed"], arch.string)
+    path = job.get("checkpoint")
+    ckpt, keep = _load_checkpoint(path, target)
     # Module initialisation draws from torch's global generator; fork_rng restores it afterwards,
     # so the seed fixes the initial weights without touching anyone else's random state.
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(seed)
         model = build_model(space, arch, ds.input_shape, ds.num_classes, **job.get("model", {})).to(dev)
-    train_loss, train_acc = train_model(model, ds, recipe, seed, dev)
+    done = int(ckpt["epoch"]) if ckpt is not None else 0
+    before = float(ckpt.get("seconds", 0.0)) if ckpt is not None else 0.0
+
+    def on_epoch(state: dict[str, Any]) -> None:
+        if keep and path is not None:
+            _save_checkpoint(path, {**state, "seconds": before + time.perf_counter() - start})
+
+    train_loss, train_acc = train_model(model, ds, recipe, seed, dev, epochs=target, checkpoint=ckpt,
+                                        on_epoch=on_epoch)
     val_acc, val_loss = evaluate_accuracy(model, ds.val[0].to(dev), ds.val[1].to(dev))
     test_acc, _ = evaluate_accuracy(model, ds.test[0].to(dev), ds.test[1].to(dev))
     if not math.isfinite(val_loss):
         raise TrainingDiverged(f"training diverged: validation loss {val_loss}")
+    if keep and path is not None and target == int(recipe["epochs"]) and os.path.exists(path):
+        os.remove(path)  # a full training is never continued
     seconds = time.perf_counter() - start
     hw = HardwareCost(space, ds.input_shape, ds.num_classes, job.get("model", {}), **job.get("hardware", {}))
     metrics = {
@@ -233,6 +332,9 @@ def _train_job(job: Mapping[str, Any]) -> dict[str, Any]:
         "train_loss": train_loss,
         "train_acc": train_acc,
         "train_seconds": seconds,
+        "epochs": float(target),
+        "epochs_trained": float(target - done),
+        "train_seconds_total": before + seconds,
         **hw(arch, model),
     }
     return {"metrics": metrics, "reported": {"test_acc": test_acc}, "seconds": time.perf_counter() - start}
@@ -263,6 +365,15 @@ class StandaloneOracle:
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda:0``...
         hardware: Options of :class:`~oracles.hardware.HardwareCost` (``latency``,
             ``latency_batch_size``, ``latency_table``...).
+        output_dir: Where the checkpoints of unfinished trainings are kept
+            (``<output_dir>/checkpoints``): what a promotion to more epochs
+            (:meth:`evaluate_epochs`) and a killed search continue from. ``None``: a
+            temporary directory, removed by :meth:`close`. The runner gives the run directory.
+
+    Every training is checkpointed after each epoch until it reaches ``epochs``; the schedule
+    always spans ``epochs``, so training to 3 epochs and later on to 9 gives what training to
+    9 in one go gives. The metrics ``epochs`` and ``epochs_trained`` (epochs of this job) and
+    ``train_seconds_total`` (all the architecture's training) say what was done.
     """
 
     def __init__(
@@ -283,10 +394,13 @@ class StandaloneOracle:
         executor: Executor | Mapping[str, Any] | str | None = "local",
         device: str = "auto",
         hardware: Mapping[str, Any] | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"oracle.seed must be a non-negative integer, got {seed!r}")
         self.space = space
+        self.output_dir = None if output_dir is None else str(output_dir)
+        self._tmp_dir: str | None = None
         self.recipe = Recipe(
             epochs, optimizer, lr, momentum, schedule, batch_size, weight_decay, label_smoothing, max_loss
         )
@@ -306,6 +420,11 @@ class StandaloneOracle:
         self.executor = make_executor(executor)
         self.threads = executor_threads(self.executor)
 
+    @property
+    def epochs(self) -> int:
+        """The full training length: what :meth:`evaluate` trains to and the schedule spans."""
+        return int(self.recipe["epochs"])
+
     def prepare(self) -> None:
         """Start the executor (connect to the Ray cluster, start a local Ray instance, create the pool).
 
@@ -318,8 +437,26 @@ class StandaloneOracle:
         """
         start_executor(self.executor)
 
-    def job(self, arch: Architecture) -> dict[str, Any]:
-        """The plain job that trains ``arch`` (what executors ship)."""
+    def checkpoint_path(self, arch: Architecture) -> str:
+        """The file that holds ``arch``'s unfinished training under this oracle's settings.
+
+        Named by a hash of everything that fixes the training (space, architecture, data,
+        network options, recipe, seed), so a changed setting never continues a stale file.
+        """
+        if self.output_dir is not None:
+            root = os.path.join(self.output_dir, "checkpoints")
+        else:
+            if self._tmp_dir is None:
+                self._tmp_dir = tempfile.mkdtemp(prefix="nas-standalone-")
+            root = self._tmp_dir
+        os.makedirs(root, exist_ok=True)
+        data = self.dataset_config if not isinstance(self.dataset_config, Dataset) else repr(self.dataset_config)
+        key = json.dumps([self.space.name, arch.string, data, self.model_options, dict(self.recipe), self.seed],
+                         sort_keys=True, default=str)
+        return os.path.join(root, hashlib.sha256(key.encode()).hexdigest()[:24] + ".pt")
+
+    def job(self, arch: Architecture, epochs: int | None = None) -> dict[str, Any]:
+        """The plain job that trains ``arch`` to ``epochs`` (default: all) (what executors ship)."""
         return {
             "space": self.space,
             "arch": arch.string,
@@ -330,10 +467,26 @@ class StandaloneOracle:
             "device": self.device,
             "hardware": self.hardware_options,
             "threads": self.threads,
+            "epochs": self.epochs if epochs is None else int(epochs),
+            "checkpoint": self.checkpoint_path(arch),
         }
 
     def evaluate(self, archs: Sequence[Architecture]) -> list[Evaluation]:
-        """Train each architecture (in parallel when the executor allows); failures stay per architecture."""
+        """Train each architecture to the full epochs (in parallel when the executor allows).
+
+        A training already started (a lower rung, a killed search) is continued from its
+        checkpoint. Failures stay per architecture.
+        """
+        return self.evaluate_epochs(archs, self.epochs)
+
+    def evaluate_epochs(self, archs: Sequence[Architecture], epochs: int) -> list[Evaluation]:
+        """Train each architecture to ``epochs`` (at most :attr:`epochs`), continuing from its checkpoint.
+
+        Raises:
+            ValueError: if ``epochs`` is not between 1 and the full training.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= self.epochs:
+            raise ValueError(f"epochs must be an integer between 1 and oracle.epochs={self.epochs}, got {epochs!r}")
         out: list[Evaluation | None] = [None] * len(archs)
         todo: list[int] = []
         for i, arch in enumerate(archs):
@@ -344,7 +497,7 @@ class StandaloneOracle:
             else:
                 todo.append(i)
         start = time.perf_counter()
-        results = self.executor.map(train_job, [self.job(archs[i]) for i in todo])
+        results = self.executor.map(train_job, [self.job(archs[i], epochs) for i in todo])
         elapsed = time.perf_counter() - start
         for k, (i, res) in enumerate(zip(todo, results), start=1):
             arch = archs[i]
@@ -354,7 +507,8 @@ class StandaloneOracle:
                 continue
             m = res["metrics"]
             _log.info(
-                "stand-alone %d/%d: val_acc %.4f in %.1f s  %s", k, len(todo), m["val_acc"], res["seconds"], arch.string
+                "stand-alone %d/%d: val_acc %.4f after %d epochs in %.1f s  %s",
+                k, len(todo), m["val_acc"], epochs, res["seconds"], arch.string,
             )
             out[i] = Evaluation(
                 arch=arch, objective=m["val_acc"], metrics=m, reported=res["reported"], cost=res["seconds"]
@@ -362,5 +516,8 @@ class StandaloneOracle:
         return [e for e in out if e is not None]
 
     def close(self) -> None:
-        """Release the executor's workers."""
+        """Release the executor's workers and the temporary checkpoint directory, if any."""
         self.executor.close()
+        if self._tmp_dir is not None:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+            self._tmp_dir = None

@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -109,6 +109,7 @@ def _own_defaults(
     cost_column: str | None,
     metrics: Sequence[str] | None,
     reported: Sequence[str] | None,
+    epoch_columns: Sequence[str] = (),
 ) -> tuple[Sequence[str], Sequence[str]]:
     """Default ``metrics``/``reported`` of a user's table, read from its header and values."""
     if not path.is_file():
@@ -120,9 +121,30 @@ def _own_defaults(
     if reported is None:
         reported = [c for c in SHIPPED_REPORTED if c in header and c != objective]
     if metrics is None:
-        taken = {arch_column, objective, cost_column, *reported}
+        # the objective after fewer epochs is a rung's result, not a free metric of the full training
+        taken = {arch_column, objective, cost_column, *reported, *epoch_columns}
         metrics = [c for c in header if c not in taken and _numeric(rows, c)]
     return metrics, reported
+
+
+def _check_epoch_columns(epochs: int | None, columns: Mapping[int, str] | None) -> dict[int, str]:
+    """``oracle.epoch_columns`` with integer keys, checked against ``oracle.epochs``."""
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"oracle.epochs must be a positive integer or null, got {epochs!r}")
+    if not columns:
+        return {}
+    if epochs is None:
+        raise ValueError("oracle.epoch_columns needs oracle.epochs: the training length of the objective column")
+    out: dict[int, str] = {}
+    for k, col in dict(columns).items():
+        try:
+            e = int(k)
+        except (TypeError, ValueError):
+            raise ValueError(f"oracle.epoch_columns keys must be epoch counts, got {k!r}") from None
+        if not 1 <= e < epochs:
+            raise ValueError(f"oracle.epoch_columns.{k}: needs fewer epochs than oracle.epochs={epochs}")
+        out[e] = str(col)
+    return out
 
 
 def _numeric(rows: Sequence[dict[str, str]], column: str) -> bool:
@@ -151,6 +173,13 @@ class TabularOracle(BaseOracle):
             its ``test_acc`` column if it has one (and it is not the objective), else none.
         cost_column: Column of simulated seconds per evaluation, if any.
         cost_seconds: Simulated seconds per evaluation when there is no cost column.
+        epochs: The training length the objective column was measured after; with
+            ``epoch_columns`` it makes training epochs a fidelity (successive halving,
+            Hyperband, ASHA).
+        epoch_columns: ``{epochs: column}``: the objective after fewer epochs, e.g.
+            ``{12: val_acc_12}``. The simulated cost of a rung is the cost of the epochs
+            added since the architecture's last rung in this oracle (a promotion continues
+            a training), a fraction ``epochs / oracle.epochs`` of the full cost.
     """
 
     def __init__(
@@ -163,8 +192,11 @@ class TabularOracle(BaseOracle):
         reported: Sequence[str] | None = None,
         cost_column: str | None = None,
         cost_seconds: float = 0.0,
+        epochs: int | None = None,
+        epoch_columns: Mapping[int, str] | None = None,
     ) -> None:
         super().__init__(space)
+        epoch_columns = _check_epoch_columns(epochs, epoch_columns)
         if not math.isfinite(cost_seconds) or cost_seconds < 0:
             raise ValueError(f"oracle.cost_seconds must be a non-negative number, got {cost_seconds!r}")
         for key, value in (("metrics", metrics), ("reported", reported)):
@@ -175,7 +207,9 @@ class TabularOracle(BaseOracle):
             metrics = SHIPPED_METRICS if metrics is None else metrics
             reported = SHIPPED_REPORTED if reported is None else reported
         elif metrics is None or reported is None:
-            metrics, reported = _own_defaults(self.path, arch_column, objective, cost_column, metrics, reported)
+            metrics, reported = _own_defaults(
+                self.path, arch_column, objective, cost_column, metrics, reported, list(epoch_columns.values())
+            )
             _log.info(
                 "table %s: objective %s; visible to strategies: %s; report-only: %s (set oracle.metrics and"
                 " oracle.reported to choose)", self.path, objective, list(metrics) or "none", list(reported) or "none",
@@ -191,7 +225,11 @@ class TabularOracle(BaseOracle):
         self.reported = tuple(reported)
         self.cost_column = cost_column
         self.cost_seconds = float(cost_seconds)
-        columns = [objective, *self.metrics, *self.reported] + ([cost_column] if cost_column else [])
+        self.epochs = epochs
+        self.epoch_columns = epoch_columns
+        self._trained: dict[tuple[int, ...], int] = {}  # epochs each architecture has been "trained" to
+        columns = [objective, *self.metrics, *self.reported, *epoch_columns.values()]
+        columns += [cost_column] if cost_column else []
         self.table = load_table(space, self.path, arch_column, list(dict.fromkeys(columns)))
         self.space = space
 
@@ -210,12 +248,45 @@ class TabularOracle(BaseOracle):
         except KeyError:
             raise KeyError(f"architecture {arch.string!r} is not in table {self.path}") from None
 
+    def evaluate_epochs(self, archs: Sequence[Architecture], epochs: int) -> list[Evaluation]:
+        """The objective after ``epochs`` (a column of ``epoch_columns``, or the objective at ``oracle.epochs``).
+
+        Report-only columns are given at the full training only: the table has them for nothing else.
+
+        Raises:
+            ValueError: if the table has no column for ``epochs``.
+        """
+        if self.epochs is None:
+            raise ValueError("this table has no per-epoch columns: set oracle.epochs and oracle.epoch_columns")
+        if epochs != self.epochs and epochs not in self.epoch_columns:
+            raise ValueError(
+                f"the table has no column for {epochs} epochs: oracle.epoch_columns has"
+                f" {sorted(self.epoch_columns)} and the objective is at {self.epochs}"
+            )
+        self._at = epochs
+        try:
+            return super().evaluate(archs)
+        finally:
+            self._at = None
+
+    _at: int | None = None
+
     def _evaluate_one(self, arch: Architecture) -> Evaluation:
         row = self.lookup(arch)
-        return Evaluation(
-            arch=arch,
-            objective=row[self.objective],
-            metrics={self.objective: row[self.objective], **{m: row[m] for m in self.metrics}},
-            reported={r: row[r] for r in self.reported},
-            cost=row[self.cost_column] if self.cost_column else self.cost_seconds,
-        )
+        full_cost = row[self.cost_column] if self.cost_column else self.cost_seconds
+        at = self.epochs if self._at is None else self._at
+        if at is None or at == self.epochs:
+            metrics = {self.objective: row[self.objective], **{m: row[m] for m in self.metrics}}
+            objective, reported = row[self.objective], {r: row[r] for r in self.reported}
+        else:
+            objective = row[self.epoch_columns[at]]
+            metrics = {self.objective: objective, **{m: row[m] for m in self.metrics}}
+            reported = {}
+        cost = full_cost
+        if self.epochs is not None and at is not None:
+            before = self._trained.get(arch.decisions, 0)
+            before = before if before <= at else 0  # a shorter rung after a longer one trains again
+            cost = full_cost * (at - before) / self.epochs
+            self._trained[arch.decisions] = at
+            metrics["epochs"] = float(at)
+        return Evaluation(arch=arch, objective=objective, metrics=metrics, reported=reported, cost=cost)

@@ -44,8 +44,9 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str] = ""
-    fidelities: ClassVar[tuple[str, ...]] = (DEFAULT_FIDELITY,)
-    final_fidelity: ClassVar[str] = DEFAULT_FIDELITY
+    # Class attributes that an instance may override when its options decide them (epoch rungs).
+    fidelities: tuple[str, ...] = (DEFAULT_FIDELITY,)
+    final_fidelity: str = DEFAULT_FIDELITY
     plans_with_budget: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
