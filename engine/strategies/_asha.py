@@ -37,7 +37,7 @@ class ASHA(Strategy):
         sampler_options: Options of that strategy.
     """
 
-    fidelities = ("epochs=1", "epochs=3", DEFAULT_FIDELITY)  # those of the defaults; set per instance
+    fidelities: tuple[str, ...] = ("epochs=1", "epochs=3", DEFAULT_FIDELITY)  # of the defaults; set per instance
 
     def __init__(
         self,
@@ -50,7 +50,7 @@ class ASHA(Strategy):
         sampler_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(space, seed)
-        setup_rungs(self, min_epochs, max_epochs, eta)
+        self.rungs, self.fidelities = setup_rungs(min_epochs, max_epochs, eta)
         self.eta = eta
         self.sampler = RungSampler(self, sampler, sampler_options)
         self._scores: list[dict[Architecture, float]] = [{} for _ in self.rungs]  # per rung, measured

@@ -37,7 +37,7 @@ class SuccessiveHalving(Strategy):
         sampler_options: Options of that strategy.
     """
 
-    fidelities = ("epochs=1", "epochs=3", DEFAULT_FIDELITY)  # those of the defaults; set per instance
+    fidelities: tuple[str, ...] = ("epochs=1", "epochs=3", DEFAULT_FIDELITY)  # of the defaults; set per instance
 
     def __init__(
         self,
@@ -51,7 +51,7 @@ class SuccessiveHalving(Strategy):
         sampler_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(space, seed)
-        setup_rungs(self, min_epochs, max_epochs, eta)
+        self.rungs, self.fidelities = setup_rungs(min_epochs, max_epochs, eta)
         self.eta = eta
         if n_initial is not None and (isinstance(n_initial, bool) or not isinstance(n_initial, int) or n_initial < 1):
             raise ValueError(f"strategy.n_initial must be a positive integer or null, got {n_initial!r}")

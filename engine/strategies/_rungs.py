@@ -18,16 +18,19 @@ from engine.strategies._base import Strategy
 from engine.types import DEFAULT_FIDELITY, Evaluation, Query
 
 
-def setup_rungs(strategy: Strategy, min_epochs: int, max_epochs: int, eta: int) -> None:
-    """Set ``strategy``'s rung epochs and fidelities (lowest rung first, ``default`` last)."""
-    strategy.rungs = rung_epochs(min_epochs, max_epochs, eta)  # type: ignore[attr-defined]
-    if len(strategy.rungs) < 2:  # type: ignore[attr-defined]
+def setup_rungs(min_epochs: int, max_epochs: int, eta: int) -> tuple[list[int], tuple[str, ...]]:
+    """The rung epochs and their fidelities, lowest rung first and ``default`` last.
+
+    Raises:
+        ValueError: naming the options when they give fewer than two rungs.
+    """
+    rungs = rung_epochs(min_epochs, max_epochs, eta)
+    if len(rungs) < 2:
         raise ValueError(
             f"strategy.min_epochs={min_epochs}, max_epochs={max_epochs} and eta={eta} give a single rung: lower"
             " min_epochs or eta so that some trainings can be stopped early"
         )
-    strategy.fidelities = tuple(epochs_fidelity(e, max_epochs) for e in strategy.rungs)  # type: ignore[attr-defined]
-    strategy.final_fidelity = DEFAULT_FIDELITY
+    return rungs, tuple(epochs_fidelity(e, max_epochs) for e in rungs)
 
 
 def score(ev: Evaluation) -> float:
