@@ -87,7 +87,8 @@ class EpochView:
         epochs: This rung's epochs, fewer than ``oracle.epochs``.
 
     Raises:
-        ValueError: if ``epochs`` is not below the oracle's full training.
+        ValueError: if ``epochs`` is not below the oracle's full training, or the oracle's
+            optional ``check_epochs(epochs)`` refuses it (a table without that column).
     """
 
     def __init__(self, oracle: EpochOracle, epochs: int) -> None:
@@ -95,6 +96,9 @@ class EpochView:
             raise ValueError(
                 f"a rung of {epochs} epochs needs fewer than the oracle's full training of {oracle.epochs} epochs"
             )
+        check = getattr(oracle, "check_epochs", None)
+        if callable(check):
+            check(epochs)
         self.oracle = oracle
         self.epochs = epochs
 

@@ -9,18 +9,22 @@ them next to the noise ceiling (how well two stand-alone seeds agree with each
 other): a gap smaller than the noise between seeds cannot be measured.
 
 Pure numpy/scipy on purpose: the engine decides and measures nothing itself.
+:func:`rung_gap` reads a search history, the epoch gap of successive halving and its kin.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import numpy as np
 from scipy import stats
+
+from engine.fidelity import fidelity_epochs
+from engine.types import DEFAULT_FIDELITY, Evaluation
 
 __all__ = [
     "GapReport",
@@ -28,6 +32,7 @@ __all__ = [
     "measure_gap",
     "pairwise_tau",
     "pick_rank",
+    "rung_gap",
     "spearman_rho",
     "tau_within_top",
     "top_k_overlap",
@@ -285,3 +290,46 @@ def measure_gap(
         stability_epochs=stability(cheap_epochs, include_self=False),
         expensive_spread=(float(y.min()), float(y.max())),
     )
+
+
+def rung_gap(evaluations: Iterable[Evaluation], top_fraction: float = 0.2) -> dict[str, dict[str, Any]]:
+    """For every epoch rung, its rank agreement with the full training, on the architectures measured at both.
+
+    The epoch gap: how well a short training ranks what the full one ranks, which is
+    what successive halving, Hyperband and ASHA bet on when they stop a training early.
+    Repeated results of one architecture at one fidelity (several seeds) are averaged.
+
+    Args:
+        evaluations: A search's history (failed, skipped and cached rows are left out).
+        top_fraction: The top-k overlap uses ``k = ceil(top_fraction * n)`` (at least 1).
+
+    Returns:
+        ``{rung fidelity: {"epochs", "architectures", "kendall_tau", "spearman", "top_k",
+        "top_k_overlap"}}`` for every ``epochs=<n>`` fidelity in the history, lowest first;
+        a figure that needs more architectures (3 for the correlations) is ``None``.
+    """
+    scores: dict[str, dict[str, list[float]]] = {}
+    for ev in evaluations:
+        if ev.ok and not ev.cached and ev.objective is not None:
+            scores.setdefault(ev.fidelity, {}).setdefault(ev.arch.string, []).append(float(ev.objective))
+    final = {a: float(np.mean(v)) for a, v in scores.get(DEFAULT_FIDELITY, {}).items()}
+    rungs = sorted((e, f) for f in scores if (e := fidelity_epochs(f)) is not None)
+    out: dict[str, dict[str, Any]] = {}
+    for epochs, fid in rungs:
+        both = [a for a in scores[fid] if a in final]
+        x = np.array([np.mean(scores[fid][a]) for a in both])
+        y = np.array([final[a] for a in both])
+        k = max(1, math.ceil(top_fraction * len(both))) if both else None
+
+        def known(v: float) -> float | None:
+            return float(v) if math.isfinite(v) else None
+
+        out[fid] = {
+            "epochs": epochs,
+            "architectures": len(both),
+            "kendall_tau": known(kendall_tau(x, y)) if len(both) >= 3 else None,
+            "spearman": known(spearman_rho(x, y)) if len(both) >= 3 else None,
+            "top_k": k,
+            "top_k_overlap": top_k_overlap(x, y, k) if k else None,
+        }
+    return out

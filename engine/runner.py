@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from engine.fidelity import EpochView, fidelity_epochs
+from engine.gap import rung_gap
 from engine.journal import Journal, JournalError, read_journal
 from engine.scale import accuracy_scale
 from engine.search import Budget, RetryPolicy, Search, SearchResult
@@ -583,6 +584,9 @@ def summarize(
             "best_is_warm_start": any(result.best is e for e in warm),
             "sources": [str(p) for p in _warm_paths(cfg)],
         }
+    if strategy is not None and any(fidelity_epochs(f) is not None for f in strategy.fidelities):
+        # The epoch gap: how well each shorter training ranks what the full one ranks.
+        summary["epoch_gap"] = rung_gap(result.history[result.warm_started:])
     report = strategy.report() if strategy is not None else {}
     if report:
         summary[str(cfg.strategy.name)] = report
@@ -659,6 +663,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     elif cache:
         lines.append(f"  cache        {cache['hits']} results taken from {cache['path']},"
                      f" {cache['evaluated']} evaluated here ({cache['waited']} waited for another job)")
+    for fid, g in (summary.get("epoch_gap") or {}).items():
+        if g["kendall_tau"] is None:
+            why = "too few for a rank correlation" if g["architectures"] < 3 else "one of the scores is constant there"
+            lines.append(f"  epoch gap    {fid} vs full training: {g['architectures']} architectures at both, {why}")
+        else:
+            lines.append(f"  epoch gap    {fid} vs full training: Kendall tau {g['kendall_tau']:.2f}, top-{g['top_k']}"
+                         f" overlap {g['top_k_overlap']:.2f} ({g['architectures']} architectures at both)")
     warm = summary.get("warm_start")
     if warm:
         lines.append(f"  warm start   {warm['evaluations']} evaluations of earlier runs told first (not in the count"

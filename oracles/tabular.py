@@ -256,13 +256,7 @@ class TabularOracle(BaseOracle):
         Raises:
             ValueError: if the table has no column for ``epochs``.
         """
-        if self.epochs is None:
-            raise ValueError("this table has no per-epoch columns: set oracle.epochs and oracle.epoch_columns")
-        if epochs != self.epochs and epochs not in self.epoch_columns:
-            raise ValueError(
-                f"the table has no column for {epochs} epochs: oracle.epoch_columns has"
-                f" {sorted(self.epoch_columns)} and the objective is at {self.epochs}"
-            )
+        self.check_epochs(epochs)
         self._at = epochs
         try:
             return super().evaluate(archs)
@@ -270,6 +264,20 @@ class TabularOracle(BaseOracle):
             self._at = None
 
     _at: int | None = None
+
+    def check_epochs(self, epochs: int) -> None:
+        """Refuse an epoch count the table has no column for (the runner asks before the search).
+
+        Raises:
+            ValueError: naming the columns there are.
+        """
+        if self.epochs is None:
+            raise ValueError("this table has no per-epoch columns: set oracle.epochs and oracle.epoch_columns")
+        if epochs != self.epochs and epochs not in self.epoch_columns:
+            raise ValueError(
+                f"the table has no column for {epochs} epochs: oracle.epoch_columns has"
+                f" {sorted(self.epoch_columns)} and the objective is at {self.epochs}"
+            )
 
     def _evaluate_one(self, arch: Architecture) -> Evaluation:
         row = self.lookup(arch)

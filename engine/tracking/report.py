@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.gap import rung_gap
 from engine.journal import Journal, JournalError
 from engine.scale import accuracy_scale
 from engine.types import Evaluation, Status
@@ -749,6 +750,23 @@ def write_report(
             own = f"{headline[label][0]:.3f} ({headline[label][1]})" if label in headline else "-"
             lines.append(f"| `{label}` | {cheap} | {final} | {len(pts)} | {tau:.3f} | {own} |")
         lines += ["", f"![gap]({files[-1].name})", ""]
+    rung_rows = [(label, fid, g) for label, members in groups(jobs).items()
+                 for fid, g in rung_gap(e for j in members for e in j.evaluations).items()]
+    if rung_rows:
+        lines += ["## Shorter training vs full training (epoch gap)", "",
+                  "Per rung, on the architectures trained both to that rung and in full (results of one architecture"
+                  " in several jobs averaged): how well the short training ranks what the full one ranks.", "",
+                  "| | rung | architectures | Kendall tau | Spearman | top-k overlap |",
+                  "|---|---|---:|---:|---:|---|"]
+
+        def num(v: float | None) -> str:
+            return "-" if v is None else f"{v:.3f}"
+
+        for label, fid, g in rung_rows:
+            overlap = "-" if g["top_k_overlap"] is None else f"{g['top_k_overlap']:.2f} (k={g['top_k']})"
+            lines.append(f"| `{label}` | {fid} | {g['architectures']} | {num(g['kendall_tau'])} |"
+                         f" {num(g['spearman'])} | {overlap} |")
+        lines.append("")
     fronts = pareto_fronts(jobs)
     if fronts:
         files.append(plot_pareto(fronts, out / "pareto.png"))
