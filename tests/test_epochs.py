@@ -83,7 +83,7 @@ def test_oracle_promotion_continues_and_equals_one_training(tmp_path: Path) -> N
     assert (low.metrics["epochs_trained"], full.metrics["epochs_trained"], alone.metrics["epochs_trained"]) == (2, 4, 6)
     assert full.metrics["train_seconds_total"] > full.metrics["train_seconds"]
     assert not ckpt.exists()  # a full training is never continued, so its checkpoint goes
-    with pytest.raises(ValueError, match="between 1 and oracle.epochs=6"):
+    with pytest.raises(ValueError, match=r"between 1 and oracle\.epochs=6"):
         promoted.evaluate_epochs([ARCH], 7)
 
 
@@ -252,7 +252,7 @@ def test_rung_strategy_refusals(hydra_ctx: None, tmp_path: Path) -> None:
     table, _ = _epoch_table(tmp_path)
     base = [f"oracle.table={table}", "oracle.epochs=9", "oracle.epoch_columns={1: val_acc_1, 3: val_acc_3}",
             "oracle.metrics=[]", "budget.evaluations=5"]
-    with pytest.raises(ConfigError, match="differs from oracle.epochs=9"):
+    with pytest.raises(ConfigError, match=r"differs from oracle\.epochs=9"):
         run_search(_cfg("strategy=asha", "strategy.max_epochs=27", *base), tmp_path / "c")
     with pytest.raises(ConfigError, match="no column for 2 epochs"):
         run_search(_cfg("strategy=asha", "strategy.eta=2", "strategy.min_epochs=2", *base), tmp_path / "d")
@@ -262,9 +262,9 @@ def test_rung_strategy_refusals(hydra_ctx: None, tmp_path: Path) -> None:
 
 def test_tabular_epoch_column_checks(tmp_path: Path) -> None:
     table, _ = _epoch_table(tmp_path)
-    with pytest.raises(ValueError, match="needs oracle.epochs"):
+    with pytest.raises(ValueError, match=r"needs oracle\.epochs"):
         TabularOracle(SPACE, table, epoch_columns={1: "val_acc_1"})
-    with pytest.raises(ValueError, match="fewer epochs than oracle.epochs=9"):
+    with pytest.raises(ValueError, match=r"fewer epochs than oracle\.epochs=9"):
         TabularOracle(SPACE, table, epochs=9, epoch_columns={9: "val_acc_1"})
     own = TabularOracle(SPACE, table, epochs=9, epoch_columns={1: "val_acc_1", 3: "val_acc_3"})
     assert "val_acc_1" not in own.metrics and "val_acc_3" not in own.metrics  # a rung's result, not a free metric
