@@ -6,15 +6,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.spaces import Architecture, SearchSpace
-from engine.strategies._base import Strategy
+from engine.spaces import Architecture
 from engine.strategies._registry import register
-from engine.strategies._rungs import RungSampler, queries, rank_top, score, setup_rungs
-from engine.types import DEFAULT_FIDELITY, Evaluation, Query
+from engine.strategies._rungs import RungStrategy, queries, rank_top, score
+from engine.types import Evaluation, Query
 
 
 @register("asha")
-class ASHA(Strategy):
+class ASHA(RungStrategy):
     """Successive halving without waiting for a rung to fill (Li et al., MLSys 2020).
 
     Every ask first looks for a promotion, from the highest rung down: a configuration
@@ -26,33 +25,10 @@ class ASHA(Strategy):
     configurations are promoted on less evidence than synchronous halving has. A
     failed or skipped evaluation is never promoted. The search runs until its budget ends.
 
-    Args:
-        space: The search space.
-        seed: Seed of the strategy's generator.
-        min_epochs: Epochs of the lowest rung.
-        max_epochs: The full training (the oracle's ``epochs``; the runner fills it in).
-        eta: Promotion rate: the best ``1/eta`` of a rung go on, trained ``eta`` times longer.
-        sampler: ``random``, or a registered single-fidelity strategy that proposes new
-            configurations (``smbo``: BOHB-style).
-        sampler_options: Options of that strategy.
+    Options: those of :class:`~engine.strategies._rungs.RungStrategy`.
     """
 
-    fidelities: tuple[str, ...] = ("epochs=1", "epochs=3", DEFAULT_FIDELITY)  # of the defaults; set per instance
-
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int = 0,
-        min_epochs: int = 1,
-        max_epochs: int = 9,
-        eta: int = 3,
-        sampler: str = "random",
-        sampler_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(space, seed)
-        self.rungs, self.fidelities = setup_rungs(min_epochs, max_epochs, eta)
-        self.eta = eta
-        self.sampler = RungSampler(self, sampler, sampler_options)
+    def _start(self) -> None:
         self._scores: list[dict[Architecture, float]] = [{} for _ in self.rungs]  # per rung, measured
         self._promoted: list[set[Architecture]] = [set() for _ in self.rungs]  # per rung, sent on
 
@@ -84,10 +60,6 @@ class ASHA(Strategy):
             if ev.fidelity in self.fidelities:
                 self._scores[self.fidelities.index(ev.fidelity)][ev.arch] = score(ev)
             self.sampler.finish(ev)
-
-    def _warm_start(self, evaluations: Sequence[Evaluation]) -> None:
-        self._tell(evaluations)
-        self.sampler.warm_start(evaluations)
 
     def _state_dict(self) -> dict[str, Any]:
         return {"promoted": [sorted(p, key=lambda a: a.string) for p in self._promoted],

@@ -7,14 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.spaces import Architecture, SearchSpace
-from engine.strategies._base import Strategy
 from engine.strategies._registry import register
-from engine.strategies._rungs import RungSampler, queries, rank_top, score, setup_rungs
-from engine.types import DEFAULT_FIDELITY, Evaluation, Query
+from engine.strategies._rungs import RungStrategy, queries, rank_top, score
+from engine.types import Evaluation, Query
 
 
 @register("successive_halving")
-class SuccessiveHalving(Strategy):
+class SuccessiveHalving(RungStrategy):
     """Train many configurations briefly, keep the best ``1/eta``, train those ``eta`` times longer, repeat.
 
     Synchronous successive halving (Jamieson & Talwalkar 2016; Li et al. 2018): a
@@ -37,8 +36,6 @@ class SuccessiveHalving(Strategy):
         sampler_options: Options of that strategy.
     """
 
-    fidelities: tuple[str, ...] = ("epochs=1", "epochs=3", DEFAULT_FIDELITY)  # of the defaults; set per instance
-
     def __init__(
         self,
         space: SearchSpace,
@@ -50,13 +47,10 @@ class SuccessiveHalving(Strategy):
         sampler: str = "random",
         sampler_options: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(space, seed)
-        self.rungs, self.fidelities = setup_rungs(min_epochs, max_epochs, eta)
-        self.eta = eta
         if n_initial is not None and (isinstance(n_initial, bool) or not isinstance(n_initial, int) or n_initial < 1):
             raise ValueError(f"strategy.n_initial must be a positive integer or null, got {n_initial!r}")
         self.n_initial = n_initial
-        self.sampler = RungSampler(self, sampler, sampler_options)
+        super().__init__(space, seed, min_epochs, max_epochs, eta, sampler, sampler_options)
         self._bracket = -1  # brackets started so far, minus one
         self._rung = 0  # index into self.rungs of the rung being measured
         self._configs: list[Architecture] = []  # this rung's configurations
@@ -109,10 +103,6 @@ class SuccessiveHalving(Strategy):
             if ev.fidelity == fid and ev.arch in self._configs:
                 self._scores[ev.arch] = score(ev)
             self.sampler.finish(ev)
-
-    def _warm_start(self, evaluations: Sequence[Evaluation]) -> None:
-        self._tell(evaluations)
-        self.sampler.warm_start(evaluations)
 
     def _state_dict(self) -> dict[str, Any]:
         return {

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from engine.fidelity import epochs_fidelity, rung_epochs
-from engine.spaces import Architecture
+from engine.spaces import Architecture, SearchSpace
 from engine.strategies._base import Strategy
 from engine.types import DEFAULT_FIDELITY, Evaluation, Query
 
@@ -133,3 +133,43 @@ def rank_top(scores: Mapping[Architecture, float], k: int) -> list[Architecture]
 def queries(archs: Sequence[Architecture], fidelity: str) -> list[Query]:
     """``archs`` as queries at ``fidelity``."""
     return [Query(a, fidelity) for a in archs]
+
+
+class RungStrategy(Strategy):
+    """What every rung strategy is built from: its rungs, fidelities, halving rate and sampler.
+
+    Args:
+        space: The search space.
+        seed: Seed of the strategy's generator.
+        min_epochs: Epochs of the lowest rung.
+        max_epochs: The full training (the oracle's ``epochs``; the runner fills it in).
+        eta: Halving rate: the best ``1/eta`` of a rung go on, trained ``eta`` times longer.
+        sampler: ``random``, or a registered single-fidelity strategy that proposes new
+            configurations (``smbo``: BOHB-style).
+        sampler_options: Options of that strategy.
+    """
+
+    fidelities: tuple[str, ...] = ("epochs=1", "epochs=3", DEFAULT_FIDELITY)  # of the defaults; set per instance
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        min_epochs: int = 1,
+        max_epochs: int = 9,
+        eta: int = 3,
+        sampler: str = "random",
+        sampler_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(space, seed)
+        self.rungs, self.fidelities = setup_rungs(min_epochs, max_epochs, eta)
+        self.eta = eta
+        self.sampler = RungSampler(self, sampler, sampler_options)
+        self._start()
+
+    def _start(self) -> None:
+        """Set up the subclass's own bookkeeping (once the rungs are known)."""
+
+    def _warm_start(self, evaluations: Sequence[Evaluation]) -> None:
+        self._tell(evaluations)
+        self.sampler.warm_start(evaluations)
