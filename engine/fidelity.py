@@ -102,6 +102,11 @@ class EpochView:
         self.oracle = oracle
         self.epochs = epochs
 
+    @property
+    def concurrent(self) -> bool:
+        """Whether the shared oracle may be called from several threads at once."""
+        return bool(getattr(self.oracle, "concurrent", False))
+
     def evaluate(self, archs: Sequence[Architecture]) -> list[Evaluation]:
         """The shared oracle's evaluations after this rung's epochs."""
         return self.oracle.evaluate_epochs(archs, self.epochs)

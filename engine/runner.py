@@ -570,6 +570,13 @@ def summarize(
         "failures": result.failures,
         "failures_by_error": _failure_kinds(result),
         "retries": result.retries,
+        "workers": {
+            "batch_size": int(cfg.get("batch_size", 1)),
+            "asynchronous": bool(cfg.get("asynchronous", False)),
+            # Share of batch_size x wall time that oracle calls ran (this process): 1.0 is every worker busy.
+            "busy": round(result.busy_seconds / (int(cfg.get("batch_size", 1)) * result.wall_seconds), 3)
+            if result.wall_seconds > 0 else None,
+        },
         "stop_reason": result.stop_reason,
         "oracle_seconds": result.oracle_seconds,
         "wall_seconds": result.wall_seconds,
@@ -739,6 +746,8 @@ def check_run_options(cfg: DictConfig) -> None:
     batch_size = cfg.get("batch_size", 1)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(cfg.get("asynchronous", False), bool):
+        raise ConfigError(f"asynchronous must be true or false, got {cfg.get('asynchronous')!r}")
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -762,6 +771,21 @@ def validate_config(cfg: DictConfig) -> None:
     out = Path(".")
     output_path(out, cfg, "journal")
     output_path(out, cfg, "summary")
+
+
+def _warn_serial(oracles: Mapping[str, Any], batch_size: int) -> None:
+    """Say when ``asynchronous=true`` cannot overlap anything, rather than ignore it silently."""
+    if batch_size == 1:
+        _log.warning("asynchronous=true has no effect with batch_size=1: one evaluation runs at a time either way;"
+                     " set batch_size to the number of workers")
+        return
+    serial = sorted(f for f, o in oracles.items() if not getattr(o, "concurrent", False))
+    if serial:
+        _log.warning(
+            "asynchronous=true: the oracle of fidelity %s runs one evaluation at a time (not thread-safe, or"
+            " executor=local trains in this process); use executor=process or executor=ray for %d at once",
+            ", ".join(serial), batch_size,
+        )
 
 
 def _run_search(
@@ -826,9 +850,12 @@ def _run_search(
         warm, origin = load_warm_start(cfg, strategy) if stored is None else ([], [])
         store, oracles = open_store(cfg, oracles)
         prepare_oracles(oracles)
+        asynchronous = bool(cfg.get("asynchronous", False))
+        if asynchronous:
+            _warn_serial(oracles, batch_size)
         search = Search(
             strategy, oracles, budget, journal=journal, batch_size=batch_size, callbacks=callbacks, retry=retry,
-            warm_start=warm, warm_origin=origin,
+            warm_start=warm, warm_origin=origin, asynchronous=asynchronous,
         )
         result = search.run()
         if stored is not None and stored != identity:

@@ -7,7 +7,9 @@ strategy nor an oracle needs to know about any of them.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
+import threading
 import time
 import traceback
 from collections import Counter
@@ -113,6 +115,9 @@ class SearchResult:
         retries: Oracle calls repeated under the retry policy (this process only).
         warm_started: Evaluations of earlier searches at the start of ``history``
             (a warm start); ``best`` may be one of them.
+        busy_seconds: Seconds that oracle calls ran, summed over concurrent workers
+            (this process only); divided by ``batch_size`` times the wall time it says
+            how busy the workers were.
     """
 
     best: Evaluation | None
@@ -125,6 +130,7 @@ class SearchResult:
     stop_reason: str
     retries: int = 0
     warm_started: int = 0
+    busy_seconds: float = 0.0
 
 
 class Callback(Protocol):
@@ -154,7 +160,8 @@ class Search:
         budget: When to stop.
         journal: Where evaluations and snapshots go; an existing journal with a
             snapshot is resumed. ``None`` keeps everything in memory only.
-        batch_size: Queries asked at once, so oracles can evaluate in parallel.
+        batch_size: Queries asked at once, so oracles can evaluate in parallel (with
+            ``asynchronous``: evaluations kept running at once).
         callbacks: Objects with optional ``on_start``, ``on_evaluations``, ``on_end``.
         retry: Which failed evaluations are evaluated again before being journaled.
         warm_start: Evaluations of earlier searches told to the strategy before it
@@ -163,6 +170,14 @@ class Search:
             a resumed search finds them in its journal and ignores this argument.
         warm_origin: Where the warm-start evaluations came from, stored in the
             journal's ``warm_start`` meta value with their count.
+        asynchronous: Keep ``batch_size`` single evaluations running at once in worker
+            threads and tell each result as it arrives, instead of rounds that wait for
+            their slowest member. Results then arrive in the order the oracles finish, so
+            with more than one worker the search depends on timing and is not reproducible
+            evaluation for evaluation. An oracle runs calls concurrently only if its
+            ``concurrent`` attribute is true (it is thread-safe and has workers of its own,
+            e.g. stand-alone training on ``executor=process`` or ``ray``); other oracles
+            are called one at a time.
     """
 
     def __init__(
@@ -176,9 +191,12 @@ class Search:
         retry: RetryPolicy | None = None,
         warm_start: Sequence[Evaluation] = (),
         warm_origin: Any = None,
+        asynchronous: bool = False,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(asynchronous, bool):
+            raise ValueError(f"asynchronous must be true or false, got {asynchronous!r}")
         self.oracles: dict[str, Oracle] = (
             dict(oracles) if isinstance(oracles, Mapping) else {DEFAULT_FIDELITY: oracles}
         )
@@ -208,6 +226,10 @@ class Search:
         self._started = 0.0
         self._last_id = 0
         self._replay: dict[Query, list[Evaluation]] = {}
+        self.asynchronous = asynchronous
+        self._serial = threading.Lock()  # held around calls to oracles that are not thread-safe
+        self._busy = 0.0  # seconds oracle calls ran (summed over workers), this process
+        self._stall = 0
         self._warm_given = list(warm_start)
         self._warm_origin = warm_origin
         self.n_warm = 0  # evaluations of earlier searches at the start of the history
@@ -322,6 +344,39 @@ class Search:
         return resumed
 
     # -- the loop -----------------------------------------------------------
+    @staticmethod
+    def _copy_of(ev: Evaluation) -> Evaluation:
+        """``ev`` repeated at no cost (a cache hit or a twin inside a batch)."""
+        return Evaluation(
+            arch=ev.arch, fidelity=ev.fidelity, objective=ev.objective, metrics=ev.metrics,
+            reported=ev.reported, cost=0.0, status=ev.status, error=ev.error, cached=True,
+        )
+
+    def _known(self, q: Query) -> tuple[Evaluation, bool] | None:
+        """An answer to ``q`` that needs no oracle: replayed from the journal (``True``) or a cache hit."""
+        replayed = self._replay.get(q)
+        if replayed:
+            ev = replayed.pop(0)
+            if not replayed:
+                del self._replay[q]
+            return ev, True
+        if q in self._cache:
+            return self._copy_of(self._cache[q]), False
+        return None
+
+    @staticmethod
+    def _skipped(q: Query) -> Evaluation:
+        return Evaluation(arch=q.arch, fidelity=q.fidelity, status=Status.SKIPPED,
+                          error=f"budget of fidelity {q.fidelity!r} is spent")
+
+    @staticmethod
+    def _at(q: Query, ev: Evaluation) -> Evaluation:
+        """The oracle's answer ``ev`` filed under the query it answers."""
+        return Evaluation(
+            arch=q.arch, fidelity=q.fidelity, objective=ev.objective, metrics=dict(ev.metrics),
+            reported=dict(ev.reported), cost=ev.cost, status=ev.status, error=ev.error,
+        )
+
     def _evaluate(self, queries: Sequence[Query]) -> tuple[list[Evaluation], set[int]]:
         """Evaluations answering ``queries`` in order, and the indices replayed from the journal."""
         results: dict[int, Evaluation] = {}
@@ -331,58 +386,50 @@ class Search:
         planned: Counter[str] = Counter()
         first_of: dict[Query, int] = {}
         for i, q in enumerate(queries):
-            replayed = self._replay.get(q)
-            if replayed:
-                results[i] = replayed.pop(0)
-                replayed_idx.add(i)
-                if not replayed:
-                    del self._replay[q]
-            elif q in self._cache:
-                hit = self._cache[q]
-                results[i] = Evaluation(
-                    arch=hit.arch, fidelity=hit.fidelity, objective=hit.objective, metrics=hit.metrics,
-                    reported=hit.reported, cost=0.0, status=hit.status, error=hit.error, cached=True,
-                )
+            known = self._known(q)
+            if known is not None:
+                results[i] = known[0]
+                if known[1]:
+                    replayed_idx.add(i)
             elif q in first_of:
                 continue  # duplicate inside the batch: filled in from its twin below
             elif left[q.fidelity] is not None and planned[q.fidelity] >= left[q.fidelity]:  # type: ignore[operator]
-                results[i] = Evaluation(
-                    arch=q.arch, fidelity=q.fidelity, status=Status.SKIPPED,
-                    error=f"budget of fidelity {q.fidelity!r} is spent",
-                )
+                results[i] = self._skipped(q)
             else:
                 first_of[q] = i
                 planned[q.fidelity] += 1
                 todo.setdefault(q.fidelity, []).append(i)
         for fid, idx in todo.items():
-            archs = [queries[i].arch for i in idx]
-            evals = self._call_oracle(fid, archs)
-            for _ in range(self.retry.attempts):
-                again = [j for j, ev in enumerate(evals) if self.retry.matches(ev)]
-                if not again:
-                    break
-                self._retries += len(again)
-                _log.info("retrying %d evaluation(s) at fidelity %r under the retry policy", len(again), fid)
-                redo = self._call_oracle(fid, [archs[j] for j in again])
-                for j, ev in zip(again, redo):
-                    spent = evals[j].cost
-                    evals[j] = Evaluation(
-                        arch=ev.arch, fidelity=ev.fidelity, objective=ev.objective, metrics=ev.metrics,
-                        reported=ev.reported, cost=spent + ev.cost, status=ev.status, error=ev.error,
-                    )
+            evals, retried = self._measure(fid, [queries[i].arch for i in idx])
+            self._retries += retried
             for i, ev in zip(idx, evals):
-                results[i] = Evaluation(
-                    arch=queries[i].arch, fidelity=fid, objective=ev.objective, metrics=dict(ev.metrics),
-                    reported=dict(ev.reported), cost=ev.cost, status=ev.status, error=ev.error,
-                )
+                results[i] = self._at(queries[i], ev)
         for i, q in enumerate(queries):
             if i not in results:
-                twin = results[first_of[q]]
-                results[i] = Evaluation(
-                    arch=twin.arch, fidelity=twin.fidelity, objective=twin.objective, metrics=twin.metrics,
-                    reported=twin.reported, cost=0.0, status=twin.status, error=twin.error, cached=True,
-                )
+                results[i] = self._copy_of(results[first_of[q]])
         return [results[i] for i in range(len(queries))], replayed_idx
+
+    def _measure(self, fid: str, archs: list[Architecture]) -> tuple[list[Evaluation], int]:
+        """The oracle's evaluations of ``archs`` after the retry policy, and the calls it repeated.
+
+        Touches no state of the loop, so the asynchronous loop runs it in its worker threads.
+        """
+        evals = self._call_oracle(fid, archs)
+        retried = 0
+        for _ in range(self.retry.attempts):
+            again = [j for j, ev in enumerate(evals) if self.retry.matches(ev)]
+            if not again:
+                break
+            retried += len(again)
+            _log.info("retrying %d evaluation(s) at fidelity %r under the retry policy", len(again), fid)
+            redo = self._call_oracle(fid, [archs[j] for j in again])
+            for j, ev in zip(again, redo):
+                spent = evals[j].cost
+                evals[j] = Evaluation(
+                    arch=ev.arch, fidelity=ev.fidelity, objective=ev.objective, metrics=ev.metrics,
+                    reported=ev.reported, cost=spent + ev.cost, status=ev.status, error=ev.error,
+                )
+        return evals, retried
 
     def _call_oracle(self, fid: str, archs: list[Architecture]) -> list[Evaluation]:
         """One oracle call; a raising or miscounting oracle gives failed evaluations, never a crash."""
@@ -405,7 +452,34 @@ class Search:
             self._start_warm()
         self._started = time.monotonic()
         _call(self.callbacks, "on_start", self)
-        stall = 0
+        reason = self._run_async() if self.asynchronous else self._run_batches()
+        result = self.result(reason)
+        _call(self.callbacks, "on_end", self, result)
+        return result
+
+    def _commit(self, evals: list[Evaluation], replayed: set[int]) -> bool:
+        """Journal, count and tell ``evals``, then snapshot; whether any of them was newly measured."""
+        if self.journal is not None:
+            # Committed before the strategy is told; replayed rows are already there.
+            new = [e for i, e in enumerate(evals) if i not in replayed]
+            if new:
+                self._last_id = self.journal.append(new)
+        for ev in evals:
+            self._account(ev)
+        self.strategy.tell(evals)
+        if self.journal is not None:
+            self.journal.save_state(
+                {"strategy": self.strategy.state_dict(), "wall_seconds": self.wall_seconds}, self._last_id
+            )
+        _call(self.callbacks, "on_evaluations", self, evals)
+        return any(not e.cached and e.status is not Status.SKIPPED for e in evals)
+
+    def _next_reason(self, measured: bool) -> str | None:
+        self._stall = 0 if measured else self._stall + 1
+        return self._stop_reason() or ("stalled" if self._stall >= self.budget.max_stall else None)
+
+    def _run_batches(self) -> str:
+        """Synchronous rounds: ask ``batch_size``, evaluate them all, tell them all."""
         reason = self._stop_reason()
         while reason is None:
             self.strategy.budget_left = self.budget_left()
@@ -413,32 +487,93 @@ class Search:
             if not queries:
                 queries = self.strategy.ask(self.batch_size)
                 if not queries:
-                    reason = "strategy finished"
-                    break
+                    return "strategy finished"
             if self.budget.evaluations is not None:
                 # A batch is always asked whole and only what the budget allows is evaluated: the rest stays
                 # pending in the strategy's snapshot, so a search resumed with a larger budget evaluates it
                 # next and asks exactly what one run with that budget would have (a cut ask would not).
                 queries = queries[: max(1, self.budget.evaluations - self.n_evaluations)]
+            busy = time.monotonic()
             evals, replayed = self._evaluate(queries)
-            if self.journal is not None:
-                # Committed before the strategy is told; replayed rows are already there.
-                new = [e for i, e in enumerate(evals) if i not in replayed]
-                if new:
-                    self._last_id = self.journal.append(new)
-            for ev in evals:
-                self._account(ev)
-            self.strategy.tell(evals)
-            if self.journal is not None:
-                self.journal.save_state(
-                    {"strategy": self.strategy.state_dict(), "wall_seconds": self.wall_seconds}, self._last_id
-                )
-            _call(self.callbacks, "on_evaluations", self, evals)
-            stall = 0 if any(not e.cached and e.status is not Status.SKIPPED for e in evals) else stall + 1
-            reason = self._stop_reason() or ("stalled" if stall >= self.budget.max_stall else None)
-        result = self.result(reason or "budget")
-        _call(self.callbacks, "on_end", self, result)
-        return result
+            self._busy += time.monotonic() - busy
+            reason = self._next_reason(self._commit(evals, replayed))
+        return reason
+
+    def _left_after(self, running: Mapping[Any, Query]) -> dict[str, int | None]:
+        """:meth:`budget_left` once the evaluations now running are counted."""
+        out = self.budget_left()
+        for q in running.values():
+            left = out[q.fidelity]
+            if left is not None:
+                out[q.fidelity] = max(0, left - 1)
+        if self.budget.evaluations is not None:  # the total cap applies to every fidelity at once
+            room = max(0, self.budget.evaluations - self.n_evaluations - len(running))
+            out = {f: room if v is None else min(v, room) for f, v in out.items()}
+        return out
+
+    def _measure_one(self, q: Query) -> tuple[Evaluation, int, float, float]:
+        """One query measured in a worker thread: its evaluation, calls repeated, seconds spent, end time."""
+        start = time.monotonic()
+        if getattr(self.oracles[q.fidelity], "concurrent", False):
+            evals, retried = self._measure(q.fidelity, [q.arch])
+        else:
+            with self._serial:  # an oracle that is not thread-safe runs one call at a time
+                evals, retried = self._measure(q.fidelity, [q.arch])
+        end = time.monotonic()
+        return self._at(q, evals[0]), retried, end - start, end
+
+    def _run_async(self) -> str:
+        """Keep ``batch_size`` evaluations running; tell each result as it arrives and ask for the free slot.
+
+        Queries asked before a kill and never told (the strategy's ``pending``) are measured first.
+        A strategy that has nothing to ask while others run (a synchronous rung that waits to fill)
+        is asked again after the next result; it is finished when it asks nothing and nothing runs.
+        """
+        backlog: list[Query] = list(self.strategy.pending)
+        running: dict[cf.Future[tuple[Evaluation, int, float, float]], Query] = {}
+        twins: Counter[Query] = Counter()
+        reason = self._stop_reason()
+        pool = cf.ThreadPoolExecutor(self.batch_size, thread_name_prefix="nas-search")
+        try:
+            while True:
+                ready: list[Evaluation] = []
+                replayed: set[int] = set()
+                while reason is None and len(running) < self.batch_size:
+                    left = self._left_after(running)
+                    if not backlog:
+                        if ready or all(v == 0 for v in left.values()):
+                            break  # tell what is known before asking again; or wait for a slot in the budget
+                        self.strategy.budget_left = left
+                        backlog = self.strategy.ask(self.batch_size - len(running))
+                        if not backlog:
+                            break
+                    q = backlog.pop(0)
+                    known = self._known(q)
+                    if known is not None:
+                        if known[1]:
+                            replayed.add(len(ready))
+                        ready.append(known[0])
+                    elif q in running.values():
+                        twins[q] += 1  # the same query twice: answered by the running one
+                    elif left[q.fidelity] == 0:
+                        ready.append(self._skipped(q))
+                    else:
+                        running[pool.submit(self._measure_one, q)] = q
+                if not ready:
+                    if not running:
+                        return reason or "strategy finished"
+                    done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for fut in sorted(done, key=lambda f: f.result()[3]):  # told in the order they finished
+                        q = running.pop(fut)
+                        ev, retried, seconds, _ = fut.result()
+                        self._retries += retried
+                        self._busy += seconds
+                        ready.append(ev)
+                        ready.extend(self._copy_of(ev) for _ in range(twins.pop(q, 0)))
+                measured = self._commit(ready, replayed)
+                reason = reason or self._next_reason(measured)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def result(self, stop_reason: str = "") -> SearchResult:
         """The result so far."""
@@ -458,4 +593,5 @@ class Search:
             stop_reason=stop_reason,
             retries=self._retries,
             warm_started=self.n_warm,
+            busy_seconds=self._busy,
         )

@@ -418,6 +418,8 @@ class StoredOracle:
         waited: Architectures found being measured by another job.
     """
 
+    concurrent = False  # one SQLite connection: calls from the asynchronous loop's threads take turns
+
     def __init__(self, inner: Oracle, store: EvaluationStore, fp: str, fidelity: str,
                  timeout: float | None = None) -> None:
         self.inner = inner

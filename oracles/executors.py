@@ -30,6 +30,7 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
 import os
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -174,6 +175,7 @@ class ProcessExecutor:
         self.threads = threads
         self.start_method = start_method
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()  # map() may be called from several threads (the asynchronous loop)
 
     @property
     def threads_per_worker(self) -> int:
@@ -185,6 +187,10 @@ class ProcessExecutor:
         self._get_pool()
 
     def _get_pool(self) -> cf.ProcessPoolExecutor:
+        with self._lock:
+            return self._make_pool()
+
+    def _make_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.workers,
@@ -215,14 +221,20 @@ class ProcessExecutor:
         return out
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_pool"] = None
+        del state["_lock"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
 
 def _ray_executor(threads: int | None = None, **options: Any) -> Executor:

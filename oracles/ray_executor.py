@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -85,8 +86,13 @@ class RayExecutor:
         self.runtime_env = dict(runtime_env or {})
         self._started_here = False
         self._remote: Any = None
+        self._lock = threading.Lock()  # map() may be called from several threads (the asynchronous loop)
 
     def _ensure_ray(self) -> Any:
+        with self._lock:
+            return self._connect()
+
+    def _connect(self) -> Any:
         import ray
 
         if not ray.is_initialized():
@@ -144,4 +150,9 @@ class RayExecutor:
         state = dict(self.__dict__)
         state["_remote"] = None
         state["_started_here"] = False
+        del state["_lock"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

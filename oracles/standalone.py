@@ -32,6 +32,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -43,7 +44,15 @@ from torch import nn
 from engine.spaces import Architecture, SearchSpace
 from engine.types import DEFAULT_FIDELITY, Evaluation
 from oracles.data import Dataset, dataset_from_config
-from oracles.executors import DEFAULT_THREADS, Executor, executor_threads, make_executor, start_executor, torch_threads
+from oracles.executors import (
+    DEFAULT_THREADS,
+    Executor,
+    LocalExecutor,
+    executor_threads,
+    make_executor,
+    start_executor,
+    torch_threads,
+)
 from oracles.hardware import HardwareCost
 from oracles.models import build_model, model_options_for, resolve_device
 
@@ -401,6 +410,7 @@ class StandaloneOracle:
         self.space = space
         self.output_dir = None if output_dir is None else str(output_dir)
         self._tmp_dir: str | None = None
+        self._tmp_lock = threading.Lock()
         self.recipe = Recipe(
             epochs, optimizer, lr, momentum, schedule, batch_size, weight_decay, label_smoothing, max_loss
         )
@@ -425,6 +435,15 @@ class StandaloneOracle:
         """The full training length: what :meth:`evaluate` trains to and the schedule spans."""
         return int(self.recipe["epochs"])
 
+    @property
+    def concurrent(self) -> bool:
+        """Whether the asynchronous loop may call :meth:`evaluate` from several threads at once.
+
+        True when the trainings run in workers of their own (``executor=process`` or ``ray``);
+        in-process trainings (``executor=local``) would compete for this process's torch threads.
+        """
+        return not isinstance(self.executor, LocalExecutor)
+
     def prepare(self) -> None:
         """Start the executor (connect to the Ray cluster, start a local Ray instance, create the pool).
 
@@ -446,8 +465,9 @@ class StandaloneOracle:
         if self.output_dir is not None:
             root = os.path.join(self.output_dir, "checkpoints")
         else:
-            if self._tmp_dir is None:
-                self._tmp_dir = tempfile.mkdtemp(prefix="nas-standalone-")
+            with self._tmp_lock:
+                if self._tmp_dir is None:
+                    self._tmp_dir = tempfile.mkdtemp(prefix="nas-standalone-")
             root = self._tmp_dir
         os.makedirs(root, exist_ok=True)
         data = self.dataset_config if not isinstance(self.dataset_config, Dataset) else repr(self.dataset_config)

@@ -182,6 +182,8 @@ class TabularOracle(BaseOracle):
             a training), a fraction ``epochs / oracle.epochs`` of the full cost.
     """
 
+    concurrent = True  # look-ups only: safe to call from the asynchronous loop's worker threads
+
     def __init__(
         self,
         space: SearchSpace,
