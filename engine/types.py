@@ -106,7 +106,9 @@ class Oracle(Protocol):
 
     An oracle that can only measure some architectures of its space (a table that
     holds part of it) may also define ``covers() -> list[Architecture]``; the runner
-    then lets strategies search only those.
+    then lets strategies search only those. One that may be called from several
+    threads at once (thread-safe, with workers of its own) sets ``concurrent = True``;
+    the asynchronous search loop calls any other oracle one call at a time.
     """
 
     def evaluate(self, archs: Sequence[Architecture]) -> list[Evaluation]:

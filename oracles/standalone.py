@@ -43,6 +43,7 @@ from torch import nn
 
 from engine.spaces import Architecture, SearchSpace
 from engine.types import DEFAULT_FIDELITY, Evaluation
+from oracles.accel import Accel, ResolvedAccel
 from oracles.data import Dataset, dataset_from_config
 from oracles.executors import (
     DEFAULT_THREADS,
@@ -159,6 +160,7 @@ def train_model(
     epochs: int | None = None,
     checkpoint: Mapping[str, Any] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    accel: ResolvedAccel | None = None,
 ) -> tuple[float, float]:
     """Train ``model`` (already on ``dev``) in place with ``recipe`` on ``ds.train``.
 
@@ -175,6 +177,8 @@ def train_model(
             schedule and generators are restored and training continues from its epoch.
         on_epoch: Called after every epoch with the state to continue from (plain tensors
             and numbers, loadable with ``torch.load(..., weights_only=True)``).
+        accel: GPU options resolved for ``dev`` (:mod:`oracles.accel`); ``None`` is plain fp32
+            training with the data on ``dev``, what every option's ``auto`` gives on CPU.
 
     Returns:
         ``(mean training loss, training accuracy)`` of the last epoch.
@@ -190,8 +194,16 @@ def train_model(
         raise ValueError(
             f"cannot train to {target} epochs from a checkpoint at {start_epoch} with a recipe of {total_epochs}"
         )
+    acc = accel or ResolvedAccel(bf16=False, channels_last=False, compile=False, data_on_device=True)
     gen = torch.Generator().manual_seed(seed)
-    x, y = (t.to(dev) for t in ds.train)
+    if acc.data_on_device:
+        x, y = (t.to(dev) for t in ds.train)
+    else:  # batches are copied from pinned host memory, overlapping the copy with compute
+        x, y = (t.pin_memory() if dev.type == "cuda" else t for t in ds.train)
+    if acc.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        x = x.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model) if acc.compile else model  # shares the parameters; state_dict stays plain
     n, bs = len(y), int(recipe["batch_size"])
     steps_per_epoch = max(1, math.ceil(n / bs))
     opt = _make_optimizer(model, recipe)
@@ -214,12 +226,14 @@ def train_model(
             epoch_loss, epoch_acc = float(checkpoint["train_loss"]), float(checkpoint["train_acc"])
         model.train()
         for epoch in range(start_epoch, target):
-            perm = torch.randperm(n, generator=gen).to(dev)
+            perm = torch.randperm(n, generator=gen).to(dev if acc.data_on_device else "cpu")
             loss_sum, correct = 0.0, 0
             for step in range(steps_per_epoch):
                 idx = perm[step * bs : (step + 1) * bs]
-                out = model(x[idx])
-                loss = loss_fn(out, y[idx])
+                xb, yb = x[idx].to(dev, non_blocking=True), y[idx].to(dev, non_blocking=True)
+                with acc.autocast(dev):
+                    out = forward(xb)
+                loss = loss_fn(out.float(), yb)
                 value = float(loss.detach())
                 # BatchNorm keeps a blown-up network finite, so a huge loss counts as divergence too.
                 if not math.isfinite(value) or value > max_loss:
@@ -233,7 +247,7 @@ def train_model(
                 if sched is not None:
                     sched.step()
                 loss_sum += value * len(idx)
-                correct += int((out.argmax(1) == y[idx]).sum())
+                correct += int((out.argmax(1) == yb).sum())
             epoch_loss, epoch_acc = loss_sum / n, correct / n
             if on_epoch is not None:
                 on_epoch({
@@ -325,8 +339,11 @@ def _train_job(job: Mapping[str, Any]) -> dict[str, Any]:
         if keep and path is not None:
             _save_checkpoint(path, {**state, "seconds": before + time.perf_counter() - start})
 
+    accel = Accel.from_options(job.get("accel")).resolve(
+        dev, len(ds.input_shape), ds.train[0].element_size() * ds.train[0].nelement()
+    )
     train_loss, train_acc = train_model(model, ds, recipe, seed, dev, epochs=target, checkpoint=ckpt,
-                                        on_epoch=on_epoch)
+                                        on_epoch=on_epoch, accel=accel)
     val_acc, val_loss = evaluate_accuracy(model, ds.val[0].to(dev), ds.val[1].to(dev))
     test_acc, _ = evaluate_accuracy(model, ds.test[0].to(dev), ds.test[1].to(dev))
     if not math.isfinite(val_loss):
@@ -378,6 +395,12 @@ class StandaloneOracle:
             (``<output_dir>/checkpoints``): what a promotion to more epochs
             (:meth:`evaluate_epochs`) and a killed search continue from. ``None``: a
             temporary directory, removed by :meth:`close`. The runner gives the run directory.
+        precision: ``auto`` (bf16 autocast on a CUDA GPU with bf16), ``bf16`` or ``fp32``.
+        channels_last: ``auto`` (NHWC on CUDA for image inputs), ``true`` or ``false``.
+        compile: ``torch.compile`` each network before it trains.
+        data_on_device: ``auto`` (the training set on the GPU when under half its free memory),
+            ``true`` or ``false``. These four are :mod:`oracles.accel`; with ``auto`` a CPU
+            training is exactly what it is without them.
 
     Every training is checkpointed after each epoch until it reaches ``epochs``; the schedule
     always spans ``epochs``, so training to 3 epochs and later on to 9 gives what training to
@@ -404,6 +427,10 @@ class StandaloneOracle:
         device: str = "auto",
         hardware: Mapping[str, Any] | None = None,
         output_dir: str | os.PathLike[str] | None = None,
+        precision: str = "auto",
+        channels_last: bool | str = "auto",
+        compile: bool = False,
+        data_on_device: bool | str = "auto",
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"oracle.seed must be a non-negative integer, got {seed!r}")
@@ -422,6 +449,7 @@ class StandaloneOracle:
         self.model_options = model_options_for(space, model)
         self.hardware_options = dict(hardware or {})
         self.device = str(resolve_device(device)) if device != "auto" else "auto"
+        self.accel = Accel(precision, channels_last, compile, data_on_device)
         # Build one network and the cost model now: a bad model or hardware option fails here, not per job.
         probe = space.sample(np.random.default_rng(0))
         build_model(space, probe, self.dataset.input_shape, self.dataset.num_classes, **self.model_options)
@@ -471,8 +499,8 @@ class StandaloneOracle:
             root = self._tmp_dir
         os.makedirs(root, exist_ok=True)
         data = self.dataset_config if not isinstance(self.dataset_config, Dataset) else repr(self.dataset_config)
-        key = json.dumps([self.space.name, arch.string, data, self.model_options, dict(self.recipe), self.seed],
-                         sort_keys=True, default=str)
+        key = json.dumps([self.space.name, arch.string, data, self.model_options, dict(self.recipe), self.seed,
+                          self.accel.as_dict()], sort_keys=True, default=str)
         return os.path.join(root, hashlib.sha256(key.encode()).hexdigest()[:24] + ".pt")
 
     def job(self, arch: Architecture, epochs: int | None = None) -> dict[str, Any]:
@@ -487,6 +515,7 @@ class StandaloneOracle:
             "device": self.device,
             "hardware": self.hardware_options,
             "threads": self.threads,
+            "accel": self.accel.as_dict(),
             "epochs": self.epochs if epochs is None else int(epochs),
             "checkpoint": self.checkpoint_path(arch),
         }
