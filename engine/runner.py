@@ -556,6 +556,16 @@ def describe_oracle(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+def _workers(cfg: DictConfig, result: SearchResult) -> dict[str, Any]:
+    """How many evaluations ran at once and, where the loop can tell, how busy their workers were."""
+    batch, asynchronous = int(cfg.get("batch_size", 1)), bool(cfg.get("asynchronous", False))
+    # Share of batch_size x wall time that oracle calls ran: 1.0 is every worker busy all the time. Rounds
+    # of several evaluations cannot tell how long each ran inside an oracle's call, so say nothing there.
+    known = (asynchronous or batch == 1) and result.wall_seconds > 0
+    return {"batch_size": batch, "asynchronous": asynchronous,
+            "busy": round(result.busy_seconds / (batch * result.wall_seconds), 3) if known else None}
+
+
 def summarize(
     cfg: DictConfig, result: SearchResult, journal_path: Path | None, strategy: Strategy | None = None
 ) -> dict[str, Any]:
@@ -570,13 +580,7 @@ def summarize(
         "failures": result.failures,
         "failures_by_error": _failure_kinds(result),
         "retries": result.retries,
-        "workers": {
-            "batch_size": int(cfg.get("batch_size", 1)),
-            "asynchronous": bool(cfg.get("asynchronous", False)),
-            # Share of batch_size x wall time that oracle calls ran (this process): 1.0 is every worker busy.
-            "busy": round(result.busy_seconds / (int(cfg.get("batch_size", 1)) * result.wall_seconds), 3)
-            if result.wall_seconds > 0 else None,
-        },
+        "workers": _workers(cfg, result),
         "stop_reason": result.stop_reason,
         "oracle_seconds": result.oracle_seconds,
         "wall_seconds": result.wall_seconds,

@@ -115,9 +115,10 @@ class SearchResult:
         retries: Oracle calls repeated under the retry policy (this process only).
         warm_started: Evaluations of earlier searches at the start of ``history``
             (a warm start); ``best`` may be one of them.
-        busy_seconds: Seconds that oracle calls ran, summed over concurrent workers
-            (this process only); divided by ``batch_size`` times the wall time it says
-            how busy the workers were.
+        busy_seconds: Seconds that oracle calls ran (this process only). Asynchronous:
+            summed over the workers, so divided by ``batch_size`` times the wall time it
+            says how busy they were. In rounds a round counts once, however many of its
+            evaluations ran side by side.
     """
 
     best: Evaluation | None
