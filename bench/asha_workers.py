@@ -11,7 +11,7 @@ for every row, run one after the other:
   worker given the next query at once.
 
 A warm-up on the same Ray workers (other seeds, so no checkpoint is shared) keeps worker
-start-up out of the timing. Printed: jobs and training epochs per hour, the workers' busy share
+start-up out of the timing. Printed: jobs and training epochs per hour, how busy the 2 cores were
 (training seconds of the jobs over 2 x wall time), and the ratios against one worker (target for asynchronous
 2 vs 1: >= 1.7x jobs per hour on an idle 2-core machine). Writes ``bench/results/asha_workers.md``.
 
@@ -86,7 +86,7 @@ def main() -> None:
             out[name] = run(*spec, args=args, warm_seed=1000 + k)
             r = out[name]
             print(f"{name:24s} {r['jobs']} jobs ({r['epochs']} epochs) in {r['wall']:.1f} s: {r['jobs_h']:.0f} jobs/h,"
-                  f" {r['epochs_h']:.0f} epochs/h, workers busy {r['busy']:.0%}", flush=True)
+                  f" {r['epochs_h']:.0f} epochs/h, 2 cores busy {r['busy']:.0%}", flush=True)
     finally:
         ray.shutdown()
     load = os.getloadavg()[0]
@@ -97,7 +97,7 @@ def main() -> None:
         f" {args.evaluations} rung evaluations per search, local Ray instance with 2 CPUs, one torch thread"
         f" per job, rows run one after the other. Load average at the end: {load:.1f} (2 cores).",
         f"Command: `python bench/asha_workers.py --evaluations {args.evaluations} --epochs {args.epochs}`", "",
-        "| workers | jobs/h | epochs/h | jobs/h vs 1 worker | epochs/h vs 1 worker | workers busy | wall (s) |"
+        "| workers | jobs/h | epochs/h | jobs/h vs 1 worker | epochs/h vs 1 worker | 2 cores busy | wall (s) |"
         " best val |",
         "|---|---|---|---|---|---|---|---|",
     ]

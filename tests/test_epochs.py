@@ -268,3 +268,22 @@ def test_tabular_epoch_column_checks(tmp_path: Path) -> None:
         TabularOracle(SPACE, table, epochs=9, epoch_columns={9: "val_acc_1"})
     own = TabularOracle(SPACE, table, epochs=9, epoch_columns={1: "val_acc_1", 3: "val_acc_3"})
     assert "val_acc_1" not in own.metrics and "val_acc_3" not in own.metrics  # a rung's result, not a free metric
+
+
+def test_asynchronous_asha_through_the_runner(
+    hydra_ctx: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    table, _ = _epoch_table(tmp_path)
+    base = ["strategy=asha", f"oracle.table={table}", "oracle.epochs=9", "oracle.metrics=[]",
+            "oracle.epoch_columns={1: val_acc_1, 3: val_acc_3}", "budget.evaluations=30"]
+    summary = run_search(_cfg(*base, "asynchronous=true", "batch_size=3"), tmp_path / "run")
+    assert summary["evaluations"] == 30
+    assert summary["workers"]["asynchronous"] is True and summary["workers"]["batch_size"] == 3
+    assert 0 < summary["workers"]["busy"] <= 1.0
+    assert set(summary["epoch_gap"]) == {"epochs=1", "epochs=3"}
+    with caplog.at_level("WARNING"):
+        run_search(_cfg(*base, "asynchronous=true"), tmp_path / "one")
+    assert "asynchronous=true has no effect with batch_size=1" in caplog.text
+    with pytest.raises(ConfigError, match="asynchronous must be true or false, got 'maybe'"):
+        run_search(_cfg(*base, "asynchronous=maybe"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
