@@ -78,7 +78,8 @@ def test_oracle_promotion_continues_and_equals_one_training(tmp_path: Path) -> N
     alone = _oracle(tmp_path / "b").evaluate([ARCH])[0]
     assert low.ok and full.ok and alone.ok
     assert {k: full.metrics[k] for k in FIT} == {k: alone.metrics[k] for k in FIT}
-    assert full.reported == alone.reported
+    assert full.reported == alone.reported and "test_acc" in full.reported
+    assert low.reported == {}  # the test split is measured at the full training only
     assert (low.metrics["epochs"], full.metrics["epochs"], alone.metrics["epochs"]) == (2, 6, 6)
     assert (low.metrics["epochs_trained"], full.metrics["epochs_trained"], alone.metrics["epochs_trained"]) == (2, 4, 6)
     assert full.metrics["train_seconds_total"] > full.metrics["train_seconds"]
