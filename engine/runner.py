@@ -19,6 +19,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from engine.calibration import run_calibration
+from engine.calibration import summary_lines as calibration_lines
 from engine.fidelity import EpochView, fidelity_epochs
 from engine.gap import rung_gap
 from engine.journal import Journal, JournalError, read_journal
@@ -39,6 +41,7 @@ _PROCESS_START = time.monotonic()
 # oracle, dataset, fidelities, batch size, executor threads) must match the journal's run.
 _RESUME_FREE_KEYS = (
     "resume", "tracker", "progress", "budget", "retry", "output.summary", "executor.address", "cache",
+    "calibration",  # trained after the search, from its results: changing it changes no search evaluation
 )
 
 
@@ -674,6 +677,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     elif cache:
         lines.append(f"  cache        {cache['hits']} results taken from {cache['path']},"
                      f" {cache['evaluated']} evaluated here ({cache['waited']} waited for another job)")
+    if summary.get("calibration"):
+        lines.extend(calibration_lines(summary["calibration"]))
     for fid, g in (summary.get("epoch_gap") or {}).items():
         if g["kendall_tau"] is None:
             why = "too few for a rank correlation" if g["architectures"] < 3 else "one of the scores is constant there"
@@ -769,12 +774,53 @@ def validate_config(cfg: DictConfig) -> None:
     build_budget(cfg)
     build_retry(cfg)
     check_cache_options(cfg)
+    check_calibration(cfg)
     for text in _warm_paths(cfg):
         if not Path(text).exists():
             raise ConfigError(f"warm_start: there is no run directory or journal at {text}")
     out = Path(".")
     output_path(out, cfg, "journal")
     output_path(out, cfg, "summary")
+
+
+def check_calibration(cfg: DictConfig) -> None:
+    """``calibration.*`` values, checked before anything runs.
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    node = cfg.get("calibration")
+    if node is None:
+        return
+    for key, low in (("size", 0), ("top", 1), ("bootstrap", 100)):
+        v = node.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(f"calibration.{key} must be an integer >= {low}, got {v!r}")
+    if node.size and node.top > node.size:
+        raise ConfigError(f"calibration.top={node.top} is more than calibration.size={node.size}")
+    if node.size and not OmegaConf.is_config(node.get("oracle")):
+        raise ConfigError("calibration.oracle must be an oracle config (_target_ and options)")
+
+
+def _calibrate(
+    cfg: DictConfig, space: SearchSpace, strategy: Strategy, result: SearchResult, out: Path, budget: Budget,
+    overrides: Sequence[str],
+) -> dict[str, Any] | None:
+    """Calibrate a supernet search stand-alone (:mod:`engine.calibration`); ``None`` when it does not apply."""
+    node = cfg.get("calibration")
+    supernet = describe_oracle(cfg)["oracle"] == "SupernetOracle" and DEFAULT_FIDELITY in strategy.fidelities
+    if node is None or not supernet:
+        if node is not None and any(o.lstrip("+~").startswith("calibration") for o in overrides):
+            _log.warning("calibration.* has no effect: only a search with oracle=supernet is calibrated")
+        return None
+    if int(node.size) == 0:
+        return None
+    left = None if budget.oracle_seconds is None else max(0.0, budget.oracle_seconds - result.oracle_seconds)
+    _log.info("calibration: training %d architectures stand-alone to judge the supernet's ranking", node.size)
+    return run_calibration(
+        result.history, lambda: build_oracle(node.oracle, space, int(cfg.seed), "calibration.oracle", out),
+        out / "calibration.jsonl", int(node.size), int(node.top), left, int(cfg.seed), int(node.bootstrap),
+    )
 
 
 def _warn_serial(oracles: Mapping[str, Any], batch_size: int) -> None:
@@ -798,6 +844,7 @@ def _run_search(
 ) -> dict[str, Any]:
     out = Path(output_dir)
     check_run_options(cfg)
+    check_calibration(cfg)
     space = build_space(cfg)
     strategy = build_strategy(cfg, space)
     budget = build_budget(cfg)
@@ -879,7 +926,10 @@ def _run_search(
                 leftover.unlink(missing_ok=True)
             if not parent_existed and not any(journal_path.parent.iterdir()):
                 journal_path.parent.rmdir()
+    calibration = _calibrate(cfg, searched, strategy, result, out, budget, overrides)
     summary = summarize(cfg, result, journal_path, strategy)
+    if calibration is not None:
+        summary["calibration"] = calibration
     if store_report is not None:
         summary["cache"] = store_report
     summary_path.parent.mkdir(parents=True, exist_ok=True)

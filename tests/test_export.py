@@ -28,7 +28,8 @@ def _search(run: Path, *overrides: str) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("export")
-    _search(root / "supernet", "oracle=supernet", "dataset=digits", "budget.evaluations=6", "supernet.epochs=2")
+    _search(root / "supernet", "oracle=supernet", "dataset=digits", "budget.evaluations=6", "supernet.epochs=2",
+            "calibration.size=0")
     _search(root / "tabular", "budget.evaluations=3")
     return {"supernet": root / "supernet", "tabular": root / "tabular"}
 

@@ -308,7 +308,7 @@ def test_search_with_supernet_oracle_writes_checkpoint_in_run_dir(tmp_path: Path
                 "oracle=supernet", "space=nb201", "dataset=synthetic", "dataset.num_samples=96",
                 "dataset.num_classes=3", "dataset.shape=[1,6,6]", "supernet.epochs=1", "supernet.batch_size=16",
                 "supernet.model={channels: 4}", "supernet.measure_latency=false", "budget.evaluations=6",
-                "strategy=random", "batch_size=3",
+                "strategy=random", "batch_size=3", "calibration.size=0",
             ],
         )
     summary = run_search(cfg, tmp_path)

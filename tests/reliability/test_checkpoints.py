@@ -12,7 +12,7 @@ from engine.runner import ConfigError, run_search
 TINY = [
     "oracle=supernet", "dataset=synthetic", "dataset.num_samples=128", "supernet.epochs=2",
     "supernet.measure_latency=false", "supernet.model={channels: 4, cells: 1}", "supernet.batch_size=32",
-    "supernet.keep_last_epochs=1", "strategy=random", "budget.evaluations=2",
+    "supernet.keep_last_epochs=1", "strategy=random", "budget.evaluations=2", "calibration.size=0",
 ]
 
 
